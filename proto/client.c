@@ -1,0 +1,703 @@
+/* A blocking client for the agent protocol: one request at a time. */
+#include "proto/client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+/*
+ * What the client waits for: the frames of one request id. Replies are
+ * consumed while a request's data is still being sent, so an agent that
+ * streams output back never deadlocks against a client that is writing.
+ */
+struct waiter {
+	uint32_t id;
+	bool done;
+	int rc;
+	int (*on_frame)(struct proto_client *c, struct waiter *w,
+			const struct proto_frame *f);
+	void *ctx;
+};
+
+int proto_client_init(struct proto_client *c, int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+	int err;
+
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->next_id = 1;
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -errno;
+
+	err = proto_reader_init(&c->rd);
+	if (err)
+		return err;
+
+	c->out = malloc(PROTO_MAX_FRAME);
+	if (!c->out) {
+		proto_reader_free(&c->rd);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void proto_client_free(struct proto_client *c)
+{
+	proto_reader_free(&c->rd);
+	free(c->out);
+	c->out = NULL;
+}
+
+uint32_t proto_client_new_id(struct proto_client *c)
+{
+	uint32_t id = c->next_id++;
+
+	if (!c->next_id)
+		c->next_id = 1;
+	return id;
+}
+
+static int wait_fd(struct proto_client *c, short events)
+{
+	struct pollfd p = {.fd = c->fd, .events = events};
+	int n;
+
+	do
+		n = poll(&p, 1, -1);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (p.revents & POLLNVAL)
+		return -EBADF;
+	return p.revents;
+}
+
+/* Read what the fd has into the reader: 0, -EAGAIN, -EPIPE at EOF. */
+static int fill(struct proto_client *c)
+{
+	size_t room;
+	uint8_t *dst = proto_reader_space(&c->rd, &room);
+	ssize_t n = read(c->fd, dst, room);
+
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (n == 0)
+		return -EPIPE;
+	proto_reader_commit(&c->rd, n);
+	return 0;
+}
+
+int proto_client_recv(struct proto_client *c, struct proto_frame *f)
+{
+	for (;;) {
+		int r = proto_reader_next(&c->rd, f);
+
+		if (r == 1)
+			return 0;
+		if (r < 0)
+			return -EPROTO;
+
+		r = fill(c);
+		if (r == -EAGAIN)
+			r = wait_fd(c, POLLIN);
+		if (r < 0)
+			return r;
+	}
+}
+
+static void keep_error(struct proto_client *c, const struct proto_frame *f)
+{
+	struct proto_cur cur;
+	const char *msg;
+
+	proto_cur_init(&cur, f);
+	c->err_code = proto_get_u32(&cur);
+	msg = proto_get_str(&cur, sizeof(c->err_msg) - 1);
+	snprintf(c->err_msg, sizeof(c->err_msg), "%s",
+		 msg ? msg : proto_err_name(c->err_code));
+}
+
+/* Hand every complete buffered frame to the waiter; 0 or -errno. */
+static int dispatch(struct proto_client *c, struct waiter *w)
+{
+	struct proto_frame f;
+	int r;
+
+	while (!w->done && (r = proto_reader_next(&c->rd, &f)) != 0) {
+		if (r < 0)
+			return -EPROTO;
+		if (f.id != w->id)
+			continue;
+		if (f.type == PROTO_ERROR) {
+			keep_error(c, &f);
+			w->done = true;
+			w->rc = -proto_err_to_errno(c->err_code);
+			continue;
+		}
+		r = w->on_frame(c, w, &f);
+		if (r < 0) {
+			w->done = true;
+			w->rc = r;
+		}
+	}
+	return 0;
+}
+
+/* Write a whole buffer, consuming replies for w while the fd is full. */
+static int send_all(struct proto_client *c, const void *buf, size_t len,
+		    struct waiter *w)
+{
+	const uint8_t *p = buf;
+
+	while (len && !(w && w->done)) {
+		ssize_t n = write(c->fd, p, len);
+		int ev;
+
+		if (n > 0) {
+			p += n;
+			len -= n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN)
+			return -errno;
+
+		ev = wait_fd(c, POLLOUT | (w ? POLLIN : 0));
+		if (ev < 0)
+			return ev;
+		if ((ev & POLLIN) && (ev = fill(c)) < 0 && ev != -EAGAIN)
+			return ev;
+		if (w && (ev = dispatch(c, w)) < 0)
+			return ev;
+	}
+	return 0;
+}
+
+int proto_client_send(struct proto_client *c, const void *frame, size_t n)
+{
+	return send_all(c, frame, n, NULL);
+}
+
+static int send_msg(struct proto_client *c, struct proto_msg *m,
+		    struct waiter *w)
+{
+	long n = proto_msg_end(m);
+
+	if (n < 0)
+		return n;
+	return send_all(c, m->buf, n, w);
+}
+
+/* Receive until the waiter's request is finished. */
+static int wait_done(struct proto_client *c, struct waiter *w)
+{
+	while (!w->done) {
+		int r = dispatch(c, w);
+
+		if (r < 0 || w->done)
+			return r;
+		r = fill(c);
+		if (r == -EAGAIN)
+			r = wait_fd(c, POLLIN);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int finish(struct proto_client *c, struct waiter *w)
+{
+	int r = wait_done(c, w);
+
+	return r < 0 ? r : w->rc;
+}
+
+/* For requests whose whole answer is one frame of type `ctx`. */
+static int on_single(struct proto_client *c, struct waiter *w,
+		     const struct proto_frame *f)
+{
+	struct proto_frame *out = w->ctx;
+	uint16_t want = out->type;
+
+	if (f->type != want)
+		return -EPROTO;
+	*out = *f;
+	w->done = true;
+	return 0;
+}
+
+/* Send a built request and wait for its single reply of type `type`. */
+static int call(struct proto_client *c, struct proto_msg *m, uint16_t type,
+		struct proto_frame *reply)
+{
+	struct waiter w = {.on_frame = on_single, .ctx = reply};
+	int r;
+
+	proto_get_header(m->buf, reply);
+	w.id = reply->id;
+	reply->type = type;
+	r = send_msg(c, m, &w);
+	if (r < 0)
+		return r;
+	return finish(c, &w);
+}
+
+static void begin(struct proto_client *c, struct proto_msg *m, uint16_t type,
+		  uint16_t flags)
+{
+	proto_msg_begin(m, c->out, PROTO_MAX_FRAME, type, flags,
+			proto_client_new_id(c));
+}
+
+static int on_hello(struct proto_client *c, struct waiter *w,
+		    const struct proto_frame *f)
+{
+	struct proto_cur cur;
+
+	if (f->type != PROTO_HELLO)
+		return -EPROTO;
+	proto_cur_init(&cur, f);
+	c->agent_version = proto_get_u32(&cur);
+	c->agent_caps = proto_get_u64(&cur);
+	if (!proto_get_str(&cur, PROTO_MAX_PATH) || proto_cur_done(&cur))
+		return -EPROTO;
+	w->done = true;
+	return c->agent_version == PROTO_VERSION ? 0 : -EPROTO;
+}
+
+int proto_client_hello(struct proto_client *c, const char *root)
+{
+	struct waiter w = {.id = 0, .on_frame = on_hello};
+	struct proto_frame reply;
+	struct proto_msg m;
+	int r = finish(c, &w);
+
+	if (r < 0 || !root)
+		return r;
+
+	begin(c, &m, PROTO_HELLO, 0);
+	proto_put_u32(&m, PROTO_VERSION);
+	proto_put_u64(&m, 0);
+	proto_put_str(&m, root);
+	return call(c, &m, PROTO_OK, &reply);
+}
+
+int proto_client_ping(struct proto_client *c)
+{
+	struct proto_frame reply;
+	struct proto_msg m;
+
+	begin(c, &m, PROTO_PING, 0);
+	return call(c, &m, PROTO_PONG, &reply);
+}
+
+struct exec_ctx {
+	proto_output_fn *out;
+	void *arg;
+	struct proto_exit *res;
+};
+
+static int on_exec(struct proto_client *c, struct waiter *w,
+		   const struct proto_frame *f)
+{
+	struct exec_ctx *x = w->ctx;
+	struct proto_cur cur;
+
+	if (f->type == PROTO_STDOUT || f->type == PROTO_STDERR) {
+		if (x->out)
+			x->out(x->arg, f->type == PROTO_STDOUT ? 1 : 2,
+			       f->payload, f->len);
+		return 0;
+	}
+	if (f->type != PROTO_EXIT)
+		return -EPROTO;
+
+	proto_cur_init(&cur, f);
+	x->res->kind = proto_get_u8(&cur);
+	x->res->value = (int32_t)proto_get_u32(&cur);
+	x->res->duration_ns = proto_get_u64(&cur);
+	w->done = true;
+	return proto_cur_done(&cur) ? -EPROTO : 0;
+}
+
+static void put_exec(struct proto_client *c, struct proto_msg *m,
+		     const struct proto_exec_req *req)
+{
+	uint32_t n = 0;
+
+	begin(c, m, PROTO_EXEC, 0);
+	proto_put_u32(m, req->flags | (req->stdin_data ? PROTO_EXEC_STDIN : 0));
+	proto_put_u64(m, req->timeout_ns);
+	proto_put_str(m, req->cwd ? req->cwd : "");
+	while (req->argv[n])
+		n++;
+	proto_put_u32(m, n);
+	for (uint32_t i = 0; i < n; i++)
+		proto_put_str(m, req->argv[i]);
+	for (n = 0; req->env && req->env[n];)
+		n++;
+	proto_put_u32(m, n);
+	for (uint32_t i = 0; i < n; i++)
+		proto_put_str(m, req->env[i]);
+}
+
+/* Stream a buffer as STDIN frames, the last one flagged EOF. */
+static int send_stdin(struct proto_client *c, struct waiter *w,
+		      const uint8_t *p, size_t len)
+{
+	do {
+		size_t n = MIN(len, (size_t)PROTO_CHUNK);
+		struct proto_msg m;
+		int r;
+
+		proto_msg_begin(&m, c->out, PROTO_MAX_FRAME, PROTO_STDIN,
+				n == len ? PROTO_F_EOF : 0, w->id);
+		proto_put_bytes(&m, p, n);
+		r = send_msg(c, &m, w);
+		if (r < 0)
+			return r;
+		p += n;
+		len -= n;
+	} while (len && !w->done);
+	return 0;
+}
+
+int proto_client_exec(struct proto_client *c, const struct proto_exec_req *req,
+		      proto_output_fn *out, void *arg, struct proto_exit *res)
+{
+	struct exec_ctx x = {.out = out, .arg = arg, .res = res};
+	struct waiter w = {.on_frame = on_exec, .ctx = &x};
+	struct proto_frame hdr;
+	struct proto_msg m;
+	int r;
+
+	put_exec(c, &m, req);
+	proto_get_header(m.buf, &hdr);
+	w.id = hdr.id;
+	r = send_msg(c, &m, &w);
+	if (r < 0)
+		return r;
+
+	if (req->stdin_data) {
+		r = send_stdin(c, &w, req->stdin_data, req->stdin_len);
+		if (r < 0)
+			return r;
+	}
+	return finish(c, &w);
+}
+
+static int on_write_end(struct proto_client *c, struct waiter *w,
+			const struct proto_frame *f)
+{
+	struct proto_cur cur;
+
+	if (f->type != PROTO_OK)
+		return -EPROTO;
+	proto_cur_init(&cur, f);
+	*(uint64_t *)w->ctx = proto_get_u64(&cur);
+	w->done = true;
+	return proto_cur_done(&cur) ? -EPROTO : 0;
+}
+
+/* Send WRITE_CHUNK frames filled straight from the source. */
+static int send_chunks(struct proto_client *c, struct waiter *w,
+		       proto_source_fn *src, void *arg)
+{
+	for (;;) {
+		struct proto_msg m;
+		size_t room;
+		uint8_t *dst;
+		ssize_t n;
+		int r;
+
+		proto_msg_begin(&m, c->out, PROTO_HDR_SIZE + PROTO_CHUNK,
+				PROTO_WRITE_CHUNK, 0, w->id);
+		dst = proto_msg_tail(&m, &room);
+		n = src(arg, dst, room);
+		if (n <= 0)
+			return n;
+		proto_msg_add(&m, n);
+		r = send_msg(c, &m, w);
+		if (r < 0 || w->done)
+			return r;
+	}
+}
+
+int proto_client_write(struct proto_client *c, const char *path, uint32_t mode,
+		       uint32_t flags, proto_source_fn *src, void *arg,
+		       uint64_t *written)
+{
+	uint64_t total = 0;
+	struct waiter w = {.on_frame = on_write_end, .ctx = &total};
+	struct proto_frame hdr;
+	struct proto_msg m;
+	int r;
+
+	begin(c, &m, PROTO_WRITE_OPEN, 0);
+	proto_put_u32(&m, mode);
+	proto_put_u32(&m, flags);
+	proto_put_str(&m, path);
+	proto_get_header(m.buf, &hdr);
+	w.id = hdr.id;
+	r = send_msg(c, &m, &w);
+	if (r == 0)
+		r = send_chunks(c, &w, src, arg);
+	/* The open request stays unanswered until END, even on failure. */
+	if (!w.done) {
+		proto_msg_begin(&m, c->out, PROTO_MAX_FRAME, PROTO_WRITE_END, 0,
+				w.id);
+		if (r == 0)
+			r = send_msg(c, &m, &w);
+		else
+			send_msg(c, &m, &w);
+	}
+	if (r < 0)
+		return r;
+
+	r = finish(c, &w);
+	if (r == 0 && written)
+		*written = total;
+	return r;
+}
+
+struct read_ctx {
+	proto_sink_fn *sink;
+	void *arg;
+	uint64_t got;
+	uint64_t total;
+};
+
+static int on_read(struct proto_client *c, struct waiter *w,
+		   const struct proto_frame *f)
+{
+	struct read_ctx *x = w->ctx;
+	struct proto_cur cur;
+
+	if (f->type == PROTO_READ_DATA) {
+		x->got += f->len;
+		return x->sink(x->arg, f->payload, f->len);
+	}
+	if (f->type != PROTO_READ_END)
+		return -EPROTO;
+
+	proto_cur_init(&cur, f);
+	x->total = proto_get_u64(&cur);
+	w->done = true;
+	if (proto_cur_done(&cur) || x->total != x->got)
+		return -EPROTO;
+	return 0;
+}
+
+int proto_client_read(struct proto_client *c, const char *path, uint64_t offset,
+		      uint64_t length, proto_sink_fn *sink, void *arg,
+		      uint64_t *nread)
+{
+	struct read_ctx x = {.sink = sink, .arg = arg};
+	struct waiter w = {.on_frame = on_read, .ctx = &x};
+	struct proto_frame hdr;
+	struct proto_msg m;
+	int r;
+
+	begin(c, &m, PROTO_READ_OPEN, 0);
+	proto_put_u64(&m, offset);
+	proto_put_u64(&m, length);
+	proto_put_str(&m, path);
+	proto_get_header(m.buf, &hdr);
+	w.id = hdr.id;
+	r = send_msg(c, &m, &w);
+	if (r < 0)
+		return r;
+
+	r = finish(c, &w);
+	if (r == 0 && nread)
+		*nread = x.total;
+	return r;
+}
+
+static void get_stat(struct proto_cur *cur, struct proto_stat *st)
+{
+	st->kind = proto_get_u8(cur);
+	st->mode = proto_get_u32(cur);
+	st->size = proto_get_u64(cur);
+	st->mtime_ns = (int64_t)proto_get_u64(cur);
+}
+
+struct list_ctx {
+	proto_entry_fn *fn;
+	void *arg;
+};
+
+static int on_list(struct proto_client *c, struct waiter *w,
+		   const struct proto_frame *f)
+{
+	struct list_ctx *x = w->ctx;
+	struct proto_cur cur;
+
+	proto_cur_init(&cur, f);
+	if (f->type == PROTO_OK) {
+		proto_get_u64(&cur);
+		w->done = true;
+		return proto_cur_done(&cur) ? -EPROTO : 0;
+	}
+	if (f->type != PROTO_DIR_ENTRIES)
+		return -EPROTO;
+
+	while (cur.left && !cur.bad) {
+		struct proto_stat st;
+		const char *name;
+
+		get_stat(&cur, &st);
+		name = proto_get_str(&cur, PROTO_MAX_PATH);
+		if (name && x->fn)
+			x->fn(x->arg, name, &st);
+	}
+	return proto_cur_done(&cur) ? -EPROTO : 0;
+}
+
+int proto_client_list(struct proto_client *c, const char *path,
+		      proto_entry_fn *fn, void *arg)
+{
+	struct list_ctx x = {.fn = fn, .arg = arg};
+	struct waiter w = {.on_frame = on_list, .ctx = &x};
+	struct proto_frame hdr;
+	struct proto_msg m;
+	int r;
+
+	begin(c, &m, PROTO_LIST, 0);
+	proto_put_str(&m, path);
+	proto_get_header(m.buf, &hdr);
+	w.id = hdr.id;
+	r = send_msg(c, &m, &w);
+	if (r < 0)
+		return r;
+	return finish(c, &w);
+}
+
+int proto_client_stat(struct proto_client *c, const char *path,
+		      struct proto_stat *st)
+{
+	struct proto_frame reply;
+	struct proto_cur cur;
+	struct proto_msg m;
+	int r;
+
+	begin(c, &m, PROTO_STAT, 0);
+	proto_put_str(&m, path);
+	r = call(c, &m, PROTO_STAT_REPLY, &reply);
+	if (r < 0)
+		return r;
+
+	proto_cur_init(&cur, &reply);
+	get_stat(&cur, st);
+	return proto_cur_done(&cur) ? -EPROTO : 0;
+}
+
+int proto_client_exists(struct proto_client *c, const char *path)
+{
+	struct proto_frame reply;
+	struct proto_cur cur;
+	struct proto_msg m;
+	uint8_t yes;
+	int r;
+
+	begin(c, &m, PROTO_EXISTS, 0);
+	proto_put_str(&m, path);
+	r = call(c, &m, PROTO_EXISTS_REPLY, &reply);
+	if (r < 0)
+		return r;
+
+	proto_cur_init(&cur, &reply);
+	yes = proto_get_u8(&cur);
+	return proto_cur_done(&cur) || yes > 1 ? -EPROTO : yes;
+}
+
+int proto_client_mkdir(struct proto_client *c, const char *path, uint32_t mode,
+		       uint32_t flags)
+{
+	struct proto_frame reply;
+	struct proto_msg m;
+
+	begin(c, &m, PROTO_MKDIR, 0);
+	proto_put_u32(&m, mode);
+	proto_put_u32(&m, flags);
+	proto_put_str(&m, path);
+	return call(c, &m, PROTO_OK, &reply);
+}
+
+int proto_client_rename(struct proto_client *c, const char *from,
+			const char *to)
+{
+	struct proto_frame reply;
+	struct proto_msg m;
+
+	begin(c, &m, PROTO_RENAME, 0);
+	proto_put_str(&m, from);
+	proto_put_str(&m, to);
+	return call(c, &m, PROTO_OK, &reply);
+}
+
+int proto_client_remove(struct proto_client *c, const char *path,
+			uint32_t flags)
+{
+	struct proto_frame reply;
+	struct proto_msg m;
+
+	begin(c, &m, PROTO_REMOVE, 0);
+	proto_put_u32(&m, flags);
+	proto_put_str(&m, path);
+	return call(c, &m, PROTO_OK, &reply);
+}
+
+int proto_client_clean(struct proto_client *c, uint32_t *killed,
+		       uint64_t *removed)
+{
+	struct proto_frame reply;
+	struct proto_cur cur;
+	struct proto_msg m;
+	uint32_t k;
+	uint64_t n;
+	int r;
+
+	begin(c, &m, PROTO_CLEAN, 0);
+	r = call(c, &m, PROTO_OK, &reply);
+	if (r < 0)
+		return r;
+
+	proto_cur_init(&cur, &reply);
+	k = proto_get_u32(&cur);
+	n = proto_get_u64(&cur);
+	if (proto_cur_done(&cur))
+		return -EPROTO;
+	if (killed)
+		*killed = k;
+	if (removed)
+		*removed = n;
+	return 0;
+}
+
+int proto_client_reseed(struct proto_client *c, const void *p, size_t n)
+{
+	struct proto_frame reply;
+	struct proto_msg m;
+
+	begin(c, &m, PROTO_RESEED, 0);
+	proto_put_bytes(&m, p, n);
+	return call(c, &m, PROTO_OK, &reply);
+}
+
+int proto_client_shutdown(struct proto_client *c)
+{
+	struct proto_frame reply;
+	struct proto_msg m;
+
+	begin(c, &m, PROTO_SHUTDOWN, 0);
+	return call(c, &m, PROTO_OK, &reply);
+}
