@@ -1,0 +1,17 @@
+# kvm/: the VMM (VM, vCPUs, boot, UART) and its virtio devices.
+
+
+# virtio-mmio transport, split virtqueues, the console, the io_uring loop.
+def virtio_targets(b):
+    b.library("ioloop", ["kvm/ioloop.c"])
+    b.library("virtio", ["kvm/virtqueue.c", "kvm/virtio_mmio.c",
+                         "kvm/virtio_console.c"])
+    deps = ["virtio", "ioloop", "common"]
+    for name in ("virtio_ring_test", "virtio_mmio_test",
+                 "virtio_console_test", "virtio_ioloop_test"):
+        b.test(name, ["tests/%s.c" % name, "tests/virtio_guest.c"],
+               deps=deps, libs=["uring"])
+
+
+def targets(b):
+    virtio_targets(b)
