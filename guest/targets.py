@@ -11,5 +11,19 @@ def kernel_targets(b):
              implicit=[script, "/usr/src/linux-source-6.1.tar.xz"])
 
 
+# --- initramfs (guest image) ---
+def initramfs_targets(b):
+    """The guest image: the agent as /init plus Debian's static busybox,
+    reproducible (same inputs, same bytes)."""
+    script = "guest/mkinitramfs.py"
+    agent = b.out("bin/vmpool-agent")
+    b.custom([b.out("guest/initramfs.cpio")], [agent],
+             "python3 %s --init %s --busybox /bin/busybox -o $out"
+             % (script, agent),
+             "INITRAMFS $out", implicit=[script, "/bin/busybox"])
+# --- end initramfs ---
+
+
 def targets(b):
     kernel_targets(b)
+    initramfs_targets(b)

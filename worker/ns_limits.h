@@ -1,0 +1,20 @@
+/* Per-sandbox memory and process limits: cgroup v2, v1, or rlimits. */
+#ifndef VMPOOL_NS_LIMITS_H
+#define VMPOOL_NS_LIMITS_H
+
+#include "worker/ns.h"
+
+/* In the starting process: pick the best mechanism the host offers (or
+ * opts->want), create the sandbox's cgroups and write their limits.
+ * Sets sb->limits and sb->cgroups; 0 or -errno. */
+int ns_limits_create(const struct ns_opts *opts, struct ns_sandbox *sb);
+
+/* In the sandbox's first process, before it leaves the host's cgroup
+ * namespace: move itself into the cgroups, or set its rlimits.
+ * Allocates nothing. 0 or -errno. */
+int ns_limits_enter(const struct ns_opts *opts, const struct ns_sandbox *sb);
+
+/* Once the sandbox is reaped: remove its cgroups. 0 or -errno. */
+int ns_limits_remove(struct ns_sandbox *sb);
+
+#endif
