@@ -13,5 +13,15 @@ def virtio_targets(b):
                deps=deps, libs=["uring"])
 
 
+# --- vmm: VM, vCPUs, boot, UART, exit loop ---
+def vmm_targets(b):
+    b.library("vmm", ["kvm/host.c", "kvm/uart.c", "kvm/boot.c",
+                      "kvm/vcpu.c", "kvm/run.c", "kvm/vm.c"])
+    deps = ["vmm", "common"]
+    b.program("vmpool-vm", ["kvm/vmpool_vm.c"], deps=deps)
+# --- end vmm ---
+
+
 def targets(b):
     virtio_targets(b)
+    vmm_targets(b)
