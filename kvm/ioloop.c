@@ -97,8 +97,8 @@ int ioloop_poll(struct ioloop *loop, struct ioloop_op *op, int fd,
 	return arm_poll(loop, op);
 }
 
-int ioloop_read(struct ioloop *loop, struct ioloop_op *op, int fd,
-		void *buf, size_t len)
+int ioloop_read(struct ioloop *loop, struct ioloop_op *op, int fd, void *buf,
+		size_t len)
 {
 	struct io_uring_sqe *sqe;
 

@@ -44,8 +44,8 @@ int ioloop_poll(struct ioloop *loop, struct ioloop_op *op, int fd,
 
 /* One read (or readv / writev) of `fd` at the current file position;
  * `op->done` gets the byte count. Loop thread only. */
-int ioloop_read(struct ioloop *loop, struct ioloop_op *op, int fd,
-		void *buf, size_t len);
+int ioloop_read(struct ioloop *loop, struct ioloop_op *op, int fd, void *buf,
+		size_t len);
 int ioloop_readv(struct ioloop *loop, struct ioloop_op *op, int fd,
 		 const struct iovec *iov, unsigned niov);
 int ioloop_writev(struct ioloop *loop, struct ioloop_op *op, int fd,

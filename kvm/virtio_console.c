@@ -9,9 +9,17 @@
 
 #include "common/util.h"
 
+#define RXQ VIRTIO_CONSOLE_RXQ
+#define TXQ VIRTIO_CONSOLE_TXQ
+
 static void stat_add(uint64_t *counter, uint64_t n)
 {
 	__atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+static int notify_fd(const struct virtio_console *con, unsigned index)
+{
+	return con->mmio.queues[index].notify_fd;
 }
 
 /* Copy staged host bytes into one receive chain; returns bytes copied. */
@@ -45,7 +53,7 @@ static int deliver(struct virtio_console *con, struct virtq *q)
 		if (ret <= 0)
 			break;
 		if (c->n_read) {
-			ret = virtq_fail(q, "receive buffer not device-writable");
+			ret = virtq_fail(q, "receive buffer is read-only");
 			break;
 		}
 		ret = virtq_push(q, c->head, fill_chain(con, c));
@@ -75,11 +83,10 @@ static void rx_service(struct virtio_console *con)
 	int ret;
 
 	virtio_mmio_lock(&con->mmio);
-	q = virtio_mmio_queue(&con->mmio, VIRTIO_CONSOLE_RXQ);
+	q = virtio_mmio_queue(&con->mmio, RXQ);
 	if (q && deliver(con, q) >= 0 && want_host_data(con, q)) {
-		ret = ioloop_read(con->p.loop, &con->host_read,
-				  con->p.host_fd, con->rx_buf,
-				  sizeof(con->rx_buf));
+		ret = ioloop_read(con->p.loop, &con->host_read, con->p.host_fd,
+				  con->rx_buf, sizeof(con->rx_buf));
 		if (ret < 0)
 			con->host_error = ret;
 	}
@@ -115,13 +122,13 @@ static int gather(struct virtio_console *con, struct virtq *q)
 		if (ret <= 0)
 			return ret;
 		if (c->n_read != c->n)
-			return virtq_fail(q, "transmit buffer not device-readable");
+			return virtq_fail(q, "transmit buffer is write-only");
 
 		for (i = 0; i < c->n; i++)
 			con->tx_iov[con->tx_niov++] = (struct iovec){
-				guest_mem_ptr(con->p.mem, c->bufs[i].gpa,
-					      c->bufs[i].len),
-				c->bufs[i].len,
+			    guest_mem_ptr(con->p.mem, c->bufs[i].gpa,
+					  c->bufs[i].len),
+			    c->bufs[i].len,
 			};
 		con->tx_heads[con->tx_nheads++] = c->head;
 	}
@@ -132,11 +139,10 @@ static int gather(struct virtio_console *con, struct virtq *q)
  * driver reset the queue meanwhile and they are no longer its own. */
 static void finish_tx(struct virtio_console *con)
 {
-	struct virtq *q = virtio_mmio_queue(&con->mmio, VIRTIO_CONSOLE_TXQ);
+	struct virtq *q = virtio_mmio_queue(&con->mmio, TXQ);
 	unsigned i;
 
-	if (q && con->mmio.queues[VIRTIO_CONSOLE_TXQ].generation ==
-			 con->tx_generation) {
+	if (q && con->mmio.queues[TXQ].generation == con->tx_generation) {
 		for (i = 0; i < con->tx_nheads; i++)
 			if (virtq_push(q, con->tx_heads[i], 0) < 0)
 				break;
@@ -194,12 +200,11 @@ static void tx_service(struct virtio_console *con)
 
 	virtio_mmio_lock(&con->mmio);
 	while (again && !con->host_write.busy) {
-		q = virtio_mmio_queue(&con->mmio, VIRTIO_CONSOLE_TXQ);
+		q = virtio_mmio_queue(&con->mmio, TXQ);
 		if (!q)
 			break;
 
-		con->tx_generation =
-			con->mmio.queues[VIRTIO_CONSOLE_TXQ].generation;
+		con->tx_generation = con->mmio.queues[TXQ].generation;
 		if (gather(con, q) < 0)
 			virtio_mmio_fail(&con->mmio, q->error);
 
@@ -252,7 +257,7 @@ static uint64_t take_kicks(struct virtio_console *con, unsigned index)
 {
 	uint64_t n = 0;
 
-	if (read(con->mmio.queues[index].notify_fd, &n, sizeof(n)) < 0)
+	if (read(notify_fd(con, index), &n, sizeof(n)) < 0)
 		return 0;
 	virtio_mmio_count_notify(&con->mmio, n);
 	return n;
@@ -262,7 +267,7 @@ static void on_rx_kick(struct ioloop_op *op, int res, unsigned flags)
 {
 	struct virtio_console *con = op->opaque;
 
-	take_kicks(con, VIRTIO_CONSOLE_RXQ);
+	take_kicks(con, RXQ);
 	rx_service(con);
 }
 
@@ -270,7 +275,7 @@ static void on_tx_kick(struct ioloop_op *op, int res, unsigned flags)
 {
 	struct virtio_console *con = op->opaque;
 
-	take_kicks(con, VIRTIO_CONSOLE_TXQ);
+	take_kicks(con, TXQ);
 	tx_service(con);
 }
 
@@ -289,24 +294,23 @@ static void on_driver_ok(void *opaque)
 	struct virtio_console *con = opaque;
 	uint64_t one = 1;
 
-	if (write(con->mmio.queues[VIRTIO_CONSOLE_RXQ].notify_fd, &one,
-		  sizeof(one)) < 0)
+	if (write(notify_fd(con, RXQ), &one, sizeof(one)) < 0)
 		return;
 }
 
 static const struct virtio_mmio_ops console_ops = {
-	.driver_ok = on_driver_ok,
-	.failed = on_failed,
+    .driver_ok = on_driver_ok,
+    .failed = on_failed,
 };
 
 static void init_ops(struct virtio_console *con)
 {
-	con->rx_kick = (struct ioloop_op){ .done = on_rx_kick, .opaque = con };
-	con->tx_kick = (struct ioloop_op){ .done = on_tx_kick, .opaque = con };
+	con->rx_kick = (struct ioloop_op){.done = on_rx_kick, .opaque = con};
+	con->tx_kick = (struct ioloop_op){.done = on_tx_kick, .opaque = con};
 	con->host_read =
-		(struct ioloop_op){ .done = on_host_read, .opaque = con };
+	    (struct ioloop_op){.done = on_host_read, .opaque = con};
 	con->host_write =
-		(struct ioloop_op){ .done = on_host_write, .opaque = con };
+	    (struct ioloop_op){.done = on_host_write, .opaque = con};
 }
 
 static bool is_socket(int fd)
@@ -320,16 +324,16 @@ int virtio_console_init(struct virtio_console *con,
 			const struct virtio_console_params *p)
 {
 	struct virtio_mmio_params mp = {
-		.base = p->base,
-		.gsi = p->gsi,
-		.device_id = VIRTIO_ID_CONSOLE,
-		.nqueues = 2,
-		.queue_max = VIRTIO_CONSOLE_QUEUE_MAX,
-		.config = con->config,
-		.config_len = sizeof(con->config),
-		.mem = p->mem,
-		.ops = &console_ops,
-		.opaque = con,
+	    .base = p->base,
+	    .gsi = p->gsi,
+	    .device_id = VIRTIO_ID_CONSOLE,
+	    .nqueues = 2,
+	    .queue_max = VIRTIO_CONSOLE_QUEUE_MAX,
+	    .config = con->config,
+	    .config_len = sizeof(con->config),
+	    .mem = p->mem,
+	    .ops = &console_ops,
+	    .opaque = con,
 	};
 	int ret;
 
@@ -342,12 +346,10 @@ int virtio_console_init(struct virtio_console *con,
 	if (ret < 0)
 		return ret;
 
-	ret = ioloop_poll(p->loop, &con->rx_kick,
-			  con->mmio.queues[VIRTIO_CONSOLE_RXQ].notify_fd, POLLIN);
+	ret = ioloop_poll(p->loop, &con->rx_kick, notify_fd(con, RXQ), POLLIN);
 	if (ret < 0)
 		goto err_exit_mmio;
-	ret = ioloop_poll(p->loop, &con->tx_kick,
-			  con->mmio.queues[VIRTIO_CONSOLE_TXQ].notify_fd, POLLIN);
+	ret = ioloop_poll(p->loop, &con->tx_kick, notify_fd(con, TXQ), POLLIN);
 	if (ret < 0)
 		goto err_cancel_rx_kick;
 	return 0;

@@ -40,8 +40,8 @@ struct virtio_console_stats {
 	struct virtio_mmio_stats mmio;
 	uint64_t rx_bytes; /* host fd to guest */
 	uint64_t tx_bytes; /* guest to host fd */
-	int host_error;    /* -errno that ended host fd I/O, 0 while fine */
-	bool host_eof;     /* the host fd reported end of file */
+	int host_error;	   /* -errno that ended host fd I/O, 0 while fine */
+	bool host_eof;	   /* the host fd reported end of file */
 };
 
 struct virtio_console {

@@ -10,9 +10,9 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#define STATUS_BITS                                                         \
-	(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |                 \
-	 VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_FEATURES_OK |              \
+#define STATUS_BITS                                                            \
+	(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |                    \
+	 VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_FEATURES_OK |                 \
 	 VIRTIO_STATUS_FAILED)
 
 static uint64_t device_features(const struct virtio_mmio *dev)
@@ -153,12 +153,13 @@ static void set_queue_ready(struct virtio_mmio *dev,
 	if (q->ready)
 		return;
 	if (!(dev->status & VIRTIO_STATUS_FEATURES_OK))
-		return virtio_mmio_fail(dev, "queue enabled before FEATURES_OK");
+		return virtio_mmio_fail(dev,
+					"queue enabled before FEATURES_OK");
 
 	if (q->num > UINT16_MAX)
 		return virtio_mmio_fail(dev, "queue size out of range");
-	ret = virtq_start(&q->vq, dev->p.mem, q->num, dev->p.queue_max,
-			  q->desc, q->avail, q->used);
+	ret = virtq_start(&q->vq, dev->p.mem, q->num, dev->p.queue_max, q->desc,
+			  q->avail, q->used);
 	if (ret < 0)
 		return virtio_mmio_fail(dev, q->vq.error);
 	q->ready = true;
@@ -189,8 +190,7 @@ static void set_addr_half(uint64_t *addr, bool high, uint32_t v)
 
 /* Queue layout registers; ignored while the queue runs, as the spec has
  * the driver write them only before enabling it. */
-static void write_queue_reg(struct virtio_mmio *dev, uint64_t off,
-			    uint32_t v)
+static void write_queue_reg(struct virtio_mmio *dev, uint64_t off, uint32_t v)
 {
 	struct virtio_mmio_queue *q = selected(dev);
 
@@ -360,8 +360,8 @@ static int mmio_write(void *opaque, uint64_t off, const void *data,
 }
 
 static const struct mmio_ops virtio_mmio_ops = {
-	.read = mmio_read,
-	.write = mmio_write,
+    .read = mmio_read,
+    .write = mmio_write,
 };
 
 void virtio_mmio_region(struct virtio_mmio *dev, struct mmio_region *r)
@@ -397,7 +397,8 @@ int virtio_mmio_init(struct virtio_mmio *dev,
 		return -errno;
 
 	for (i = 0; i < p->nqueues; i++) {
-		dev->queues[i].notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		dev->queues[i].notify_fd =
+		    eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (dev->queues[i].notify_fd < 0) {
 			ret = -errno;
 			close_fds(dev, i);
@@ -424,11 +425,11 @@ static int set_ioeventfd(struct virtio_mmio *dev, int vm_fd, unsigned i,
 			 bool assign)
 {
 	struct kvm_ioeventfd io = {
-		.datamatch = i,
-		.addr = dev->p.base + VIRTIO_MMIO_QUEUE_NOTIFY,
-		.len = 4,
-		.fd = dev->queues[i].notify_fd,
-		.flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
+	    .datamatch = i,
+	    .addr = dev->p.base + VIRTIO_MMIO_QUEUE_NOTIFY,
+	    .len = 4,
+	    .fd = dev->queues[i].notify_fd,
+	    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
 	};
 
 	if (!assign)
@@ -441,9 +442,9 @@ static int set_ioeventfd(struct virtio_mmio *dev, int vm_fd, unsigned i,
 static int set_irqfd(struct virtio_mmio *dev, int vm_fd, bool assign)
 {
 	struct kvm_irqfd irq = {
-		.fd = dev->irq_fd,
-		.gsi = dev->p.gsi,
-		.flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN,
+	    .fd = dev->irq_fd,
+	    .gsi = dev->p.gsi,
+	    .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN,
 	};
 
 	if (ioctl(vm_fd, KVM_IRQFD, &irq) < 0)
@@ -488,8 +489,7 @@ void virtio_mmio_detach_kvm(struct virtio_mmio *dev)
 	dev->vm_fd = -1;
 }
 
-int virtio_mmio_cmdline(const struct virtio_mmio *dev, char *buf,
-			size_t size)
+int virtio_mmio_cmdline(const struct virtio_mmio *dev, char *buf, size_t size)
 {
 	int n = snprintf(buf, size, "virtio_mmio.device=4K@0x%llx:%u",
 			 (unsigned long long)dev->p.base, dev->p.gsi);
@@ -518,9 +518,9 @@ void virtio_mmio_get_stats(struct virtio_mmio *dev,
 			   struct virtio_mmio_stats *out)
 {
 	out->notifications =
-		__atomic_load_n(&dev->stats.notifications, __ATOMIC_RELAXED);
+	    __atomic_load_n(&dev->stats.notifications, __ATOMIC_RELAXED);
 	out->interrupts =
-		__atomic_load_n(&dev->stats.interrupts, __ATOMIC_RELAXED);
+	    __atomic_load_n(&dev->stats.interrupts, __ATOMIC_RELAXED);
 	out->mmio_exits =
-		__atomic_load_n(&dev->stats.mmio_exits, __ATOMIC_RELAXED);
+	    __atomic_load_n(&dev->stats.mmio_exits, __ATOMIC_RELAXED);
 }

@@ -12,43 +12,43 @@
 #include "kvm/virtqueue.h"
 
 /* Register offsets, from the virtio spec's "MMIO Device Register Layout". */
-#define VIRTIO_MMIO_MAGIC_VALUE         0x000
-#define VIRTIO_MMIO_VERSION             0x004
-#define VIRTIO_MMIO_DEVICE_ID           0x008
-#define VIRTIO_MMIO_VENDOR_ID           0x00c
-#define VIRTIO_MMIO_DEVICE_FEATURES     0x010
+#define VIRTIO_MMIO_MAGIC_VALUE		0x000
+#define VIRTIO_MMIO_VERSION		0x004
+#define VIRTIO_MMIO_DEVICE_ID		0x008
+#define VIRTIO_MMIO_VENDOR_ID		0x00c
+#define VIRTIO_MMIO_DEVICE_FEATURES	0x010
 #define VIRTIO_MMIO_DEVICE_FEATURES_SEL 0x014
-#define VIRTIO_MMIO_DRIVER_FEATURES     0x020
+#define VIRTIO_MMIO_DRIVER_FEATURES	0x020
 #define VIRTIO_MMIO_DRIVER_FEATURES_SEL 0x024
-#define VIRTIO_MMIO_QUEUE_SEL           0x030
-#define VIRTIO_MMIO_QUEUE_NUM_MAX       0x034
-#define VIRTIO_MMIO_QUEUE_NUM           0x038
-#define VIRTIO_MMIO_QUEUE_READY         0x044
-#define VIRTIO_MMIO_QUEUE_NOTIFY        0x050
-#define VIRTIO_MMIO_INTERRUPT_STATUS    0x060
-#define VIRTIO_MMIO_INTERRUPT_ACK       0x064
-#define VIRTIO_MMIO_STATUS              0x070
-#define VIRTIO_MMIO_QUEUE_DESC_LOW      0x080
-#define VIRTIO_MMIO_QUEUE_DESC_HIGH     0x084
-#define VIRTIO_MMIO_QUEUE_AVAIL_LOW     0x090
-#define VIRTIO_MMIO_QUEUE_AVAIL_HIGH    0x094
-#define VIRTIO_MMIO_QUEUE_USED_LOW      0x0a0
-#define VIRTIO_MMIO_QUEUE_USED_HIGH     0x0a4
-#define VIRTIO_MMIO_CONFIG_GENERATION   0x0fc
-#define VIRTIO_MMIO_CONFIG              0x100
+#define VIRTIO_MMIO_QUEUE_SEL		0x030
+#define VIRTIO_MMIO_QUEUE_NUM_MAX	0x034
+#define VIRTIO_MMIO_QUEUE_NUM		0x038
+#define VIRTIO_MMIO_QUEUE_READY		0x044
+#define VIRTIO_MMIO_QUEUE_NOTIFY	0x050
+#define VIRTIO_MMIO_INTERRUPT_STATUS	0x060
+#define VIRTIO_MMIO_INTERRUPT_ACK	0x064
+#define VIRTIO_MMIO_STATUS		0x070
+#define VIRTIO_MMIO_QUEUE_DESC_LOW	0x080
+#define VIRTIO_MMIO_QUEUE_DESC_HIGH	0x084
+#define VIRTIO_MMIO_QUEUE_AVAIL_LOW	0x090
+#define VIRTIO_MMIO_QUEUE_AVAIL_HIGH	0x094
+#define VIRTIO_MMIO_QUEUE_USED_LOW	0x0a0
+#define VIRTIO_MMIO_QUEUE_USED_HIGH	0x0a4
+#define VIRTIO_MMIO_CONFIG_GENERATION	0x0fc
+#define VIRTIO_MMIO_CONFIG		0x100
 
 #define VIRTIO_MMIO_MAGIC  0x74726976 /* "virt" */
 #define VIRTIO_MMIO_SIZE   0x1000
 #define VIRTIO_MMIO_VENDOR 0x4c504d56 /* "VMPL"; guests match on the id */
 
 #define VIRTIO_STATUS_ACKNOWLEDGE 1
-#define VIRTIO_STATUS_DRIVER      2
-#define VIRTIO_STATUS_DRIVER_OK   4
+#define VIRTIO_STATUS_DRIVER	  2
+#define VIRTIO_STATUS_DRIVER_OK	  4
 #define VIRTIO_STATUS_FEATURES_OK 8
 #define VIRTIO_STATUS_NEEDS_RESET 64
-#define VIRTIO_STATUS_FAILED      128
+#define VIRTIO_STATUS_FAILED	  128
 
-#define VIRTIO_INT_USED   1
+#define VIRTIO_INT_USED	  1
 #define VIRTIO_INT_CONFIG 2
 
 #define VIRTIO_F_VERSION_1 32
@@ -84,8 +84,8 @@ struct virtio_mmio_queue {
 /* Counters a benchmark reads; updated with atomic adds. */
 struct virtio_mmio_stats {
 	uint64_t notifications; /* guest kicks seen by the device */
-	uint64_t interrupts;    /* interrupts injected */
-	uint64_t mmio_exits;    /* register reads/writes on the vCPU thread */
+	uint64_t interrupts;	/* interrupts injected */
+	uint64_t mmio_exits;	/* register reads/writes on the vCPU thread */
 };
 
 struct virtio_mmio_params {
@@ -144,8 +144,7 @@ void virtio_mmio_detach_kvm(struct virtio_mmio *dev);
 /* Format the kernel command-line argument that tells Linux where the
  * device is, e.g. "virtio_mmio.device=4K@0xd0000000:5". Returns the
  * length, or -ENOSPC when buf is too small. */
-int virtio_mmio_cmdline(const struct virtio_mmio *dev, char *buf,
-			size_t size);
+int virtio_mmio_cmdline(const struct virtio_mmio *dev, char *buf, size_t size);
 
 void virtio_mmio_lock(struct virtio_mmio *dev);
 void virtio_mmio_unlock(struct virtio_mmio *dev);

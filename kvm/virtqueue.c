@@ -7,15 +7,15 @@
 #include <string.h>
 
 /* Ring layouts from the virtio spec ("Split Virtqueues"). */
-#define DESC_SIZE       16
-#define AVAIL_IDX_OFF   2
-#define AVAIL_RING_OFF  4
-#define USED_IDX_OFF    2
-#define USED_RING_OFF   4
-#define USED_ELEM_SIZE  8
-#define DESC_ALIGN      16
-#define AVAIL_ALIGN     2
-#define USED_ALIGN      4
+#define DESC_SIZE      16
+#define AVAIL_IDX_OFF  2
+#define AVAIL_RING_OFF 4
+#define USED_IDX_OFF   2
+#define USED_RING_OFF  4
+#define USED_ELEM_SIZE 8
+#define DESC_ALIGN     16
+#define AVAIL_ALIGN    2
+#define USED_ALIGN     4
 
 struct desc {
 	uint64_t addr;
@@ -53,7 +53,8 @@ static int check_layout(struct virtq *q, uint16_t size, uint16_t max_size)
 	    q->used_gpa % USED_ALIGN)
 		return broken(q, "ring address misaligned");
 
-	q->desc = guest_mem_ptr(q->mem, q->desc_gpa, (uint64_t)DESC_SIZE * size);
+	q->desc =
+	    guest_mem_ptr(q->mem, q->desc_gpa, (uint64_t)DESC_SIZE * size);
 	q->avail = guest_mem_ptr(q->mem, q->avail_gpa, avail_bytes(size));
 	q->used = guest_mem_ptr(q->mem, q->used_gpa, used_bytes(size));
 	if (!q->desc || !q->avail || !q->used)
@@ -62,8 +63,7 @@ static int check_layout(struct virtq *q, uint16_t size, uint16_t max_size)
 }
 
 int virtq_start(struct virtq *q, const struct guest_mem *mem, uint16_t size,
-		uint16_t max_size, uint64_t desc, uint64_t avail,
-		uint64_t used)
+		uint16_t max_size, uint64_t desc, uint64_t avail, uint64_t used)
 {
 	int ret;
 
@@ -110,7 +110,8 @@ int virtq_avail_count(struct virtq *q)
 	idx = load16(q->avail + AVAIL_IDX_OFF, __ATOMIC_ACQUIRE);
 	count = idx - q->last_avail;
 	if (count > q->size)
-		return broken(q, "avail index moved by more than the queue size");
+		return broken(q,
+			      "avail index moved by more than the queue size");
 	return count;
 }
 
@@ -118,15 +119,15 @@ static void read_desc(const struct virtq *q, uint16_t i, struct desc *d)
 {
 	const uint8_t *p = q->desc + (uint64_t)i * DESC_SIZE;
 
-	d->addr = le64toh(__atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED));
+	d->addr =
+	    le64toh(__atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED));
 	d->len = le32toh(
-		__atomic_load_n((const uint32_t *)(p + 8), __ATOMIC_RELAXED));
+	    __atomic_load_n((const uint32_t *)(p + 8), __ATOMIC_RELAXED));
 	d->flags = load16(p + 12, __ATOMIC_RELAXED);
 	d->next = load16(p + 14, __ATOMIC_RELAXED);
 }
 
-static int add_buf(struct virtq *q, struct virtq_chain *c,
-		   const struct desc *d)
+static int add_buf(struct virtq *q, struct virtq_chain *c, const struct desc *d)
 {
 	bool write = d->flags & VIRTQ_DESC_F_WRITE;
 	uint32_t *total = write ? &c->write_len : &c->read_len;
@@ -141,7 +142,7 @@ static int add_buf(struct virtq *q, struct virtq_chain *c,
 		return broken(q, "chain longer than 4 GiB");
 
 	*total += d->len;
-	c->bufs[c->n] = (struct virtq_buf){ d->addr, d->len, write };
+	c->bufs[c->n] = (struct virtq_buf){d->addr, d->len, write};
 	c->n++;
 	if (!write)
 		c->n_read++;
@@ -160,7 +161,8 @@ static int walk_chain(struct virtq *q, struct virtq_chain *c, uint16_t head)
 		if (i >= q->size)
 			return broken(q, "descriptor index out of range");
 		if (c->n >= q->size)
-			return broken(q, "descriptor chain longer than the queue");
+			return broken(q,
+				      "descriptor chain longer than the queue");
 
 		read_desc(q, i, &d);
 		if (add_buf(q, c, &d) < 0)

@@ -1,0 +1,173 @@
+/* Tests for the io_uring loop: polls, reads, writes, cancel, stop. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "kvm/ioloop.h"
+
+static struct ioloop loop;
+
+static void setup(void)
+{
+	cr_assert_eq(ioloop_init(&loop, 16), 0);
+}
+
+static void teardown(void)
+{
+	ioloop_exit(&loop);
+}
+
+TestSuite(ioloop, .init = setup, .fini = teardown, .timeout = 30);
+
+struct record {
+	int calls;
+	int last_res;
+	int fd;
+};
+
+static void count(struct ioloop_op *op, int res, unsigned flags)
+{
+	struct record *r = op->opaque;
+	uint64_t v;
+
+	r->calls++;
+	r->last_res = res;
+	if (r->fd >= 0 && res > 0 && read(r->fd, &v, sizeof(v)) < 0)
+		r->last_res = -errno;
+}
+
+static void poke(int fd)
+{
+	uint64_t one = 1;
+
+	cr_assert_eq(write(fd, &one, sizeof(one)), sizeof(one));
+}
+
+Test(ioloop, poll_handler_runs_for_each_readiness)
+{
+	int efd = eventfd(0, EFD_NONBLOCK);
+	struct record r = {.fd = efd};
+	struct ioloop_op op = {.done = count, .opaque = &r};
+	int i;
+
+	cr_assert_eq(ioloop_poll(&loop, &op, efd, POLLIN), 0);
+	for (i = 0; i < 3; i++) {
+		poke(efd);
+		while (r.calls == i)
+			cr_assert_geq(ioloop_run_once(&loop, true), 0);
+	}
+	cr_assert_eq(r.calls, 3);
+	cr_assert(op.busy);
+	close(efd);
+}
+
+Test(ioloop, cancel_ends_a_poll_watch)
+{
+	int efd = eventfd(0, EFD_NONBLOCK);
+	struct record r = {.fd = efd};
+	struct ioloop_op op = {.done = count, .opaque = &r};
+
+	cr_assert_eq(ioloop_poll(&loop, &op, efd, POLLIN), 0);
+	cr_assert_geq(ioloop_run_once(&loop, false), 0);
+	cr_assert_eq(ioloop_cancel(&loop, &op), 0);
+	while (op.busy)
+		cr_assert_geq(ioloop_run_once(&loop, true), 0);
+	cr_assert_eq(r.calls, 1);
+	cr_assert_eq(r.last_res, -ECANCELED);
+
+	poke(efd);
+	cr_assert_eq(ioloop_run_once(&loop, false), 0);
+	cr_assert_eq(r.calls, 1);
+	close(efd);
+}
+
+Test(ioloop, read_and_writev_complete_with_byte_counts)
+{
+	struct record rr = {.fd = -1}, wr = {.fd = -1};
+	struct ioloop_op rop = {.done = count, .opaque = &rr};
+	struct ioloop_op wop = {.done = count, .opaque = &wr};
+	struct iovec iov[2] = {{"hel", 3}, {"lo", 2}};
+	char buf[16] = "";
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cr_assert_eq(ioloop_read(&loop, &rop, sv[1], buf, sizeof(buf)), 0);
+	cr_assert_eq(ioloop_read(&loop, &rop, sv[1], buf, 1), -EBUSY);
+	cr_assert_eq(ioloop_writev(&loop, &wop, sv[0], iov, 2), 0);
+	while (rop.busy || wop.busy)
+		cr_assert_geq(ioloop_run_once(&loop, true), 0);
+
+	cr_assert_eq(wr.last_res, 5);
+	cr_assert_eq(rr.last_res, 5);
+	cr_assert_eq(memcmp(buf, "hello", 5), 0);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+Test(ioloop, sendmsg_to_closed_peer_gives_epipe_not_a_signal)
+{
+	struct record r = {.fd = -1};
+	struct ioloop_op op = {.done = count, .opaque = &r};
+	struct iovec iov = {"x", 1};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	close(sv[0]);
+	cr_assert_eq(ioloop_sendmsg(&loop, &op, sv[1], &msg), 0);
+	while (op.busy)
+		cr_assert_geq(ioloop_run_once(&loop, true), 0);
+	cr_assert_eq(r.last_res, -EPIPE);
+	close(sv[1]);
+}
+
+static void *stopper(void *arg)
+{
+	ioloop_stop(arg);
+	return NULL;
+}
+
+Test(ioloop, stop_from_another_thread_ends_run)
+{
+	pthread_t t;
+
+	cr_assert_eq(pthread_create(&t, NULL, stopper, &loop), 0);
+	cr_assert_eq(ioloop_run(&loop), 0);
+	pthread_join(t, NULL);
+}
+
+Test(ioloop, stop_before_run_still_ends_it_and_run_can_resume)
+{
+	ioloop_stop(&loop);
+	cr_assert_eq(ioloop_run(&loop), 0);
+	ioloop_stop(&loop);
+	cr_assert_eq(ioloop_run(&loop), 0);
+}
+
+Test(ioloop, more_requests_than_ring_entries_all_complete)
+{
+	struct record r[40];
+	struct ioloop_op ops[40];
+	int efd[40];
+	int i, total = 0;
+
+	for (i = 0; i < 40; i++) {
+		efd[i] = eventfd(1, EFD_NONBLOCK);
+		r[i] = (struct record){.fd = efd[i]};
+		ops[i] = (struct ioloop_op){.done = count, .opaque = &r[i]};
+		cr_assert_eq(ioloop_poll(&loop, &ops[i], efd[i], POLLIN), 0);
+	}
+	while (total < 40) {
+		cr_assert_geq(ioloop_run_once(&loop, true), 0);
+		for (total = 0, i = 0; i < 40; i++)
+			total += r[i].calls;
+	}
+	for (i = 0; i < 40; i++)
+		close(efd[i]);
+}
