@@ -200,6 +200,8 @@ static int find_strtab(int fd, uint64_t fsize, const Elf64_Ehdr *eh,
 	Elf64_Shdr sh;
 	int err;
 
+	if (eh->e_shnum == 0)
+		return -ENOENT; /* stripped: no symbols to judge by */
 	if (eh->e_shentsize != sizeof(sh) || eh->e_shnum >= SHN_LORESERVE ||
 	    !in_file(fsize, eh->e_shoff, (uint64_t)eh->e_shnum * sizeof(sh)))
 		return -ENOEXEC;

@@ -116,6 +116,13 @@ int kvm_probe_at(struct kvm_host *h, const char *dev, const char *sysmod)
 
 	find_module(h, sysmod);
 	h->api_version = ioctl(fd, KVM_GET_API_VERSION, 0);
+	if (h->api_version < 0) {
+		h->kind = KVM_HOST_NONE;
+		snprintf(h->desc, sizeof(h->desc), "%s is not a KVM device",
+			 dev);
+		close(fd);
+		return -ENODEV;
+	}
 	if (h->api_version != KVM_API_VERSION) {
 		snprintf(h->desc, sizeof(h->desc),
 			 "KVM API version %d, need %d", h->api_version,

@@ -22,7 +22,8 @@ struct kvm_host {
 /* Probe /dev/kvm: its module, API version 12 and the capabilities the
  * VMM needs. Fills h (desc says what was found or what is missing) and
  * returns 0, or -errno: -ENOENT/-EACCES for no device or no permission,
- * -EPROTO for a wrong API version, -ENOTSUP for a missing capability. */
+ * -ENODEV for a device that is not KVM, -EPROTO for a wrong API version,
+ * -ENOTSUP for a missing capability. */
 int kvm_probe(struct kvm_host *h);
 
 /* The same with other paths for the device and for the sysfs module

@@ -19,6 +19,8 @@ def vmm_targets(b):
                       "kvm/vcpu.c", "kvm/run.c", "kvm/vm.c"])
     deps = ["vmm", "common"]
     b.program("vmpool-vm", ["kvm/vmpool_vm.c"], deps=deps)
+    for name in ("kvm_host_test", "kvm_boot_test", "kvm_uart_test"):
+        b.test(name, ["tests/%s.c" % name, "tests/kvm_elf.c"], deps=deps)
 # --- end vmm ---
 
 
