@@ -78,11 +78,12 @@ static size_t align4(size_t n)
 static int read_header(struct cpio_reader *r, uint32_t f[NEWC_NFIELDS])
 {
 	const uint8_t *h = r->buf + r->pos;
+	size_t left = r->len - r->pos;
 
-	if (r->len - r->pos < NEWC_HDR_LEN)
-		return fail(r, "truncated header");
-	if (memcmp(h, NEWC_MAGIC, 6))
+	if (memcmp(h, NEWC_MAGIC, MIN(left, 6)))
 		return fail(r, "bad magic (not cpio newc)");
+	if (left < NEWC_HDR_LEN)
+		return fail(r, "truncated header");
 	for (int i = 0; i < NEWC_NFIELDS; i++)
 		if (!parse_hex8(h + 6 + 8 * i, &f[i]))
 			return fail(r, "header field is not hex");

@@ -6,3 +6,5 @@ def targets(b):
     image = b.out("guest/initramfs.cpio")
     b.test("image_test", ["tests/image_test.c"], deps=["ns", "common"],
            cflags=[src], inputs=[image])
+    b.test("ns_test", ["tests/ns_test.c"], deps=["ns", "proto", "common"],
+           inputs=[image])

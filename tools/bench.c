@@ -1,0 +1,35 @@
+/* vmpool-bench: one program, one subcommand per benchmark. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "tools/bench.h"
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *help;
+} benches[] = {
+    {"ns", bench_ns, "ns sandbox start to HELLO, next to bwrap true (cold)"},
+};
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: vmpool-bench BENCHMARK [ARGS...]\n\n");
+	for (size_t i = 0; i < ARRAY_SIZE(benches); i++)
+		fprintf(stderr, "  %-10s %s\n", benches[i].name,
+			benches[i].help);
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	log_init(argv[0], -1);
+	if (argc < 2)
+		return usage();
+	for (size_t i = 0; i < ARRAY_SIZE(benches); i++)
+		if (!strcmp(argv[1], benches[i].name))
+			return benches[i].run(argc - 1, argv + 1);
+	return usage();
+}

@@ -1,0 +1,12 @@
+/* vmpool-bench subcommands: each measures one thing against a peer. */
+#ifndef VMPOOL_BENCH_H
+#define VMPOOL_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Each takes the arguments after its name (argv[0] is the name) and
+ * returns the program's exit code. */
+int bench_ns(int argc, char **argv);
+
+#endif
