@@ -217,8 +217,7 @@ def write_if_changed(path, text):
 
 def header(b, args, cc):
     warn = "-Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2"
-    base = ("-std=gnu11 -D_GNU_SOURCE -g -O2 -pthread %s -I. -I%s "
-            "-MMD -MF $out.d" % (warn, b.builddir))
+    base = ("-std=gnu11 -D_GNU_SOURCE -g -O2 -pthread %s -I. -I%s" % (warn, b.builddir))
     san = " -fsanitize=address,undefined -fno-omit-frame-pointer" \
         " -fno-sanitize-recover=undefined" if args.sanitize else ""
     if args.werror:
@@ -234,12 +233,12 @@ def header(b, args, cc):
         "ldflags = -pthread%s" % san,
         "",
         "rule cc",
-        "  command = $cc $cflags $extra -c $in -o $out",
+        "  command = $cc -MMD -MF $out.d $cflags $extra -c $in -o $out",
         "  depfile = $out.d",
         "  deps = gcc",
         "  description = CC $out",
         "rule cc_static",
-        "  command = $cc $cflags_static $extra -c $in -o $out",
+        "  command = $cc -MMD -MF $out.d $cflags_static $extra -c $in -o $out",
         "  depfile = $out.d",
         "  deps = gcc",
         "  description = CC $out",
