@@ -217,7 +217,8 @@ def write_if_changed(path, text):
 
 def header(b, args, cc):
     warn = "-Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2"
-    base = ("-std=gnu11 -D_GNU_SOURCE -g -O2 -pthread %s -I. -I%s" % (warn, b.builddir))
+    base = "-std=gnu11 -D_GNU_SOURCE -g -O2 -pthread %s -I. -I%s" % (
+        warn, b.builddir)
     san = " -fsanitize=address,undefined -fno-omit-frame-pointer" \
         " -fno-sanitize-recover=undefined" if args.sanitize else ""
     if args.werror:
