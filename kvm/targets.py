@@ -21,6 +21,18 @@ def vmm_targets(b):
     b.program("vmpool-vm", ["kvm/vmpool_vm.c"], deps=deps)
     for name in ("kvm_host_test", "kvm_boot_test", "kvm_uart_test"):
         b.test(name, ["tests/%s.c" % name, "tests/kvm_elf.c"], deps=deps)
+
+    # Boots on real KVM: a static /init whose behaviour the kernel command
+    # line picks, packed like the guest image.
+    init = b.program("kvm_test_init", ["tests/kvm_test_init.c"],
+                     static=True, subdir="tests")
+    cpio = b.out("tests/kvm_test.cpio")
+    b.custom([cpio], [init],
+             "python3 guest/mkinitramfs.py --init $in -o $out",
+             "INITRAMFS $out", implicit=["guest/mkinitramfs.py"])
+    b.test("kvm_vm_test", ["tests/kvm_vm_test.c", "tests/kvm_elf.c"],
+           deps=deps, where="kvm",
+           inputs=[b.out("guest/vmlinux"), cpio])
 # --- end vmm ---
 
 
