@@ -73,8 +73,16 @@ static int deliver(struct virtio_console *con, struct virtq *q)
  * that stops reading stops the host side too. */
 static bool want_host_data(struct virtio_console *con, struct virtq *q)
 {
-	return con->rx_off == con->rx_len && !con->host_read.busy &&
-	       !con->host_eof && !con->host_error && virtq_avail_count(q) > 0;
+	int room;
+
+	if (con->rx_off < con->rx_len || con->host_read.busy || con->host_eof ||
+	    con->host_error)
+		return false;
+
+	room = virtq_avail_count(q);
+	if (room < 0)
+		virtio_mmio_fail(&con->mmio, q->error);
+	return room > 0;
 }
 
 static void rx_service(struct virtio_console *con)

@@ -340,3 +340,37 @@ Test(virtio_console, stream_through_io_thread_arrives_intact)
 	pthread_join(writer, NULL);
 	cr_assert_eq(got, 256 * 1024);
 }
+
+Test(virtio_console, avail_index_jump_on_receive_queue_stops_device)
+{
+	start_driver();
+	fake_ring_set_avail_idx(&rings[0], QSIZE + 5);
+	fake_wr(&win, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_CONSOLE_RXQ);
+	run_until_irq();
+
+	cr_assert_str_eq(failed_why,
+			 "avail index moved by more than the queue size");
+	cr_assert_eq(bytes_waiting(sv[1]), 0);
+}
+
+Test(virtio_console, staged_bytes_survive_a_driver_reset)
+{
+	uint32_t id, len;
+
+	start_driver();
+	post_rx(0, 4);
+	run_ready();
+	cr_assert_eq(write(sv[0], "0123456789", 10), 10);
+	run_until_irq();
+
+	/* A new driver instance starts over with fresh rings. */
+	fake_ring_init(&rings[0], &mem, QSIZE, 0x4000);
+	fake_ring_init(&rings[1], &mem, QSIZE, 0x5000);
+	start_driver();
+	post_rx(5, 64);
+	run_until_irq();
+	cr_assert(fake_ring_used(&rings[0], &id, &len));
+	cr_assert_eq(id, 5);
+	cr_assert_eq(len, 6);
+	cr_assert_eq(memcmp(mem.host + RX_GPA + 5 * 4096, "456789", 6), 0);
+}

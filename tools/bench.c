@@ -12,6 +12,7 @@ static const struct {
 	const char *help;
 } benches[] = {
     {"ns", bench_ns, "ns sandbox start to HELLO, next to bwrap true (cold)"},
+    {"virtio", bench_virtio, "virtio console echo, next to a socketpair"},
 };
 
 static int usage(void)

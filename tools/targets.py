@@ -1,4 +1,6 @@
 # Operator tools: vmpool-bench and friends.
 def targets(b):
-    b.program("vmpool-bench", ["tools/bench.c", "tools/bench_ns.c"],
-              deps=["ns", "proto", "common"])
+    b.program("vmpool-bench", ["tools/bench.c", "tools/bench_ns.c",
+                               "tools/bench_virtio.c"],
+              deps=["ns", "proto", "virtio", "ioloop", "common"],
+              libs=["uring"])
