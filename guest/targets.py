@@ -24,6 +24,20 @@ def initramfs_targets(b):
 # --- end initramfs ---
 
 
+# --- agent ---
+def agent_targets(b):
+    """The agent (PID 1 of every guest), static, and its tests."""
+    agent = b.program("vmpool-agent", [
+        "guest/agent_main.c", "guest/agent_loop.c", "guest/agent_exec.c",
+        "guest/agent_files.c", "guest/agent_path.c", "guest/agent_ops.c",
+    ], deps=["proto", "common"], static=True)
+    b.test("agent_test", ["tests/agent_test.c", "tests/agent_fuzz.c",
+                          "tests/agent_harness.c"],
+           deps=["proto", "common"], inputs=[agent])
+# --- end agent ---
+
+
 def targets(b):
     kernel_targets(b)
+    agent_targets(b)
     initramfs_targets(b)
