@@ -37,6 +37,27 @@ void uart_init(struct uart *u, uart_irq_fn *irq, void *opaque, int echo_fd)
 	pthread_mutex_init(&u->lock, NULL);
 }
 
+void uart_set_mark(struct uart *u, const char *text)
+{
+	u->mark = text && *text ? text : NULL;
+	u->mark_pos = 0;
+	u->mark_ns = 0;
+}
+
+/* Plain restart on a mismatch: enough for marks such as "READY" whose
+ * prefix does not repeat inside them. */
+static void match_mark(struct uart *u, uint8_t c)
+{
+	if (!u->mark || u->mark_ns)
+		return;
+	if (c == (uint8_t)u->mark[u->mark_pos])
+		u->mark_pos++;
+	else
+		u->mark_pos = c == (uint8_t)u->mark[0];
+	if (!u->mark[u->mark_pos])
+		u->mark_ns = now_ns();
+}
+
 void uart_exit(struct uart *u)
 {
 	pthread_mutex_destroy(&u->lock);
@@ -68,6 +89,7 @@ static void log_byte(struct uart *u, uint8_t c)
 		u->first_byte_ns = now_ns();
 	u->ring[u->total % UART_LOG_SIZE] = c;
 	u->total++;
+	match_mark(u, c);
 	pthread_mutex_unlock(&u->lock);
 
 	/* A live console is best effort: a closed reader must not stop

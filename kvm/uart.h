@@ -30,11 +30,20 @@ struct uart {
 	uint64_t total;
 	uint64_t first_byte_ns;
 	uint8_t ring[UART_LOG_SIZE];
+
+	/* When set, mark_ns records when the output first contained it. */
+	const char *mark;
+	size_t mark_pos;
+	uint64_t mark_ns;
 };
 
 /* irq may be NULL (no line); echo_fd -1 for none. */
 void uart_init(struct uart *u, uart_irq_fn *irq, void *opaque, int echo_fd);
 void uart_exit(struct uart *u);
+
+/* Timestamp the first appearance of text in the output (a boot-time
+ * probe for guests that have no other way to say they are up). */
+void uart_set_mark(struct uart *u, const char *text);
 
 /* One guest access to register `off` (0..7) of the port. */
 uint8_t uart_read(struct uart *u, unsigned off);

@@ -140,6 +140,7 @@ static void init_fields(struct vm *vm, const struct vm_config *cfg)
 	pthread_cond_init(&vm->ended, &attr);
 	pthread_condattr_destroy(&attr);
 	uart_init(&vm->uart, uart_irq, vm, cfg->uart_echo_fd);
+	uart_set_mark(&vm->uart, cfg->ready_mark);
 }
 
 static int vm_ioctl(struct vm *vm, unsigned long req, unsigned long arg)
@@ -665,6 +666,8 @@ void vm_times(struct vm *vm, struct vm_times *out)
 	out->ready_ns = __atomic_load_n(&vm->times.ready_ns, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&vm->uart.lock);
 	out->first_uart_ns = vm->uart.first_byte_ns;
+	if (!out->ready_ns)
+		out->ready_ns = vm->uart.mark_ns;
 	pthread_mutex_unlock(&vm->uart.lock);
 }
 

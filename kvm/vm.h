@@ -44,6 +44,9 @@ struct vm_config {
 	int uart_echo_fd;   /* guest console copied here live; -1: none */
 	const char *dev;    /* KVM_DEV_PATH, or another for tests */
 	const char *sysmod; /* KVM_SYSFS_PATH, or another for tests */
+	/* Console text that counts as "ready" for guests without an agent
+	 * (tests, benchmarks); NULL: only vm_mark_ready() counts. */
+	const char *ready_mark;
 };
 
 struct vm_exit_counts {
@@ -58,7 +61,7 @@ struct vm_times {
 	uint64_t created_ns; /* vm_create() began */
 	uint64_t entry_ns;   /* the boot vCPU is about to enter the guest */
 	uint64_t first_uart_ns;
-	uint64_t ready_ns; /* vm_mark_ready(): the agent said READY */
+	uint64_t ready_ns; /* vm_mark_ready(), or the console's mark */
 	uint64_t ended_ns;
 };
 

@@ -45,6 +45,7 @@ static void usage(FILE *f)
 		"  -C LINE   kernel command line (default \"%s\")\n"
 		"  -a TEXT   append TEXT to the command line (repeatable)\n"
 		"  -t DUR    stop the guest after DUR (e.g. 30s)\n"
+		"  -r TEXT   time the boot until the console prints TEXT\n"
 		"  -q        no live console; print its last 4 KiB at the end\n"
 		"  -v        more log lines\n",
 		VM_DEFAULT_CMDLINE);
@@ -72,6 +73,9 @@ static int parse_option(struct options *o, int c, const char *arg)
 		return 0;
 	case 't':
 		return parse_duration_ns(arg, &o->timeout_ns);
+	case 'r':
+		o->cfg.ready_mark = arg;
+		return 0;
 	case 'q':
 		o->quiet = true;
 		return 0;
@@ -87,7 +91,7 @@ static int parse_args(struct options *o, int argc, char **argv)
 	int c;
 
 	vm_config_default(&o->cfg);
-	while ((c = getopt(argc, argv, "m:c:C:a:t:qvh")) != -1) {
+	while ((c = getopt(argc, argv, "m:c:C:a:t:r:qvh")) != -1) {
 		if (c == 'h') {
 			usage(stdout);
 			exit(0);
@@ -190,6 +194,9 @@ static void print_summary(struct vm *vm, enum vm_end end)
 		ms_between(t.created_ns, t.entry_ns),
 		ms_between(t.entry_ns, t.first_uart_ns),
 		ms_between(t.entry_ns, t.ended_ns));
+	if (t.ready_ns)
+		fprintf(stderr, "vmpool-vm: entry to ready %.1f ms\n",
+			ms_between(t.entry_ns, t.ready_ns));
 	fprintf(stderr, "vmpool-vm: %llu exits:", (unsigned long long)n.total);
 	for (unsigned i = 0; i < VM_EXIT_REASONS; i++)
 		if (n.by_reason[i])

@@ -173,3 +173,13 @@ Test(uart, first_byte_is_timestamped)
 	send("x");
 	cr_assert_neq(u->first_byte_ns, 0);
 }
+
+Test(uart, mark_is_timestamped_when_first_printed)
+{
+	uart_set_mark(u, "READY");
+	send("REA");
+	send("not READ");
+	cr_assert_eq(u->mark_ns, 0);
+	send("Y\nagent: READY\n");
+	cr_assert_neq(u->mark_ns, 0);
+}
