@@ -164,27 +164,41 @@ int cpio_check_name(const char *name, const char **why)
 	}
 }
 
-/* Open the directory holding path below root, following no symlinks. */
-static int open_parent(int root, const char *path, const char **base)
+/* The directory last opened for a member, kept for its siblings: the
+ * archive is sorted, so most members share their parent's fd. */
+struct parent {
+	int fd; /* -1: none */
+	size_t len;
+	char path[CPIO_NAME_MAX];
+};
+
+/* The directory holding path below root, opened without following any
+ * symlink; root itself for a top-level name. */
+static int open_parent(int root, const char *path, struct parent *p,
+		       const char **base)
 {
 	struct open_how how = {
 	    .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
 	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
 		       RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
 	};
-	char dir[CPIO_NAME_MAX];
 	const char *slash = strrchr(path, '/');
+	size_t len = slash ? (size_t)(slash - path) : 0;
 	long fd;
 
 	*base = slash ? slash + 1 : path;
-	if (!slash) {
-		fd = fcntl(root, F_DUPFD_CLOEXEC, 0);
-		return fd < 0 ? -errno : (int)fd;
-	}
-	memcpy(dir, path, slash - path);
-	dir[slash - path] = '\0';
+	if (!slash)
+		return root;
+	if (p->fd >= 0 && p->len == len && !memcmp(p->path, path, len))
+		return p->fd;
 
-	fd = syscall(SYS_openat2, root, dir, &how, sizeof(how));
+	if (p->fd >= 0)
+		close(p->fd);
+	memcpy(p->path, path, len);
+	p->path[len] = '\0';
+	p->len = len;
+	fd = syscall(SYS_openat2, root, p->path, &how, sizeof(how));
+	p->fd = fd < 0 ? -1 : (int)fd;
 	return fd < 0 ? -errno : (int)fd;
 }
 
@@ -225,16 +239,22 @@ static int make_symlink(int dir, const char *base, const struct cpio_entry *e)
 	memcpy(target, e->data, e->size);
 	target[e->size] = '\0';
 
-	unlinkat(dir, base, 0);
-	return symlinkat(target, dir, base) < 0 ? -errno : 0;
+	/* A later member replaces an earlier one of the same name. */
+	if (symlinkat(target, dir, base) < 0 &&
+	    (errno != EEXIST || unlinkat(dir, base, 0) < 0 ||
+	     symlinkat(target, dir, base) < 0))
+		return -errno;
+	return 0;
 }
 
 static int make_node(int dir, const char *base, const struct cpio_entry *e)
 {
 	dev_t dev = makedev(e->rdev_major, e->rdev_minor);
 
-	unlinkat(dir, base, 0);
-	if (mknodat(dir, base, e->mode, S_ISCHR(e->mode) ? dev : 0) < 0)
+	dev = S_ISCHR(e->mode) ? dev : 0;
+	if (mknodat(dir, base, e->mode, dev) < 0 &&
+	    (errno != EEXIST || unlinkat(dir, base, 0) < 0 ||
+	     mknodat(dir, base, e->mode, dev) < 0))
 		return -errno;
 	return fchmodat(dir, base, e->mode & 07777, 0) < 0 ? -errno : 0;
 }
@@ -298,7 +318,8 @@ static bool supported_type(uint32_t mode)
 	return false;
 }
 
-static int extract_one(int root, const struct cpio_entry *e, const char **why)
+static int extract_one(int root, const struct cpio_entry *e, struct parent *p,
+		       const char **why)
 {
 	const char *name, *base;
 	int dir, err;
@@ -307,15 +328,13 @@ static int extract_one(int root, const struct cpio_entry *e, const char **why)
 	if (!name)
 		return err;
 
-	dir = open_parent(root, name, &base);
+	dir = open_parent(root, name, p, &base);
 	if (dir < 0) {
 		*why = "cannot open the parent directory of a member";
 		return dir;
 	}
 
-	err = create_member(dir, base, e, why);
-	close(dir);
-	return err;
+	return create_member(dir, base, e, why);
 }
 
 int cpio_check(const void *buf, size_t len, const char **why)
@@ -341,18 +360,20 @@ int cpio_check(const void *buf, size_t len, const char **why)
 
 int cpio_extract(const void *buf, size_t len, int dirfd, const char **why)
 {
+	struct parent p = {.fd = -1};
 	struct cpio_reader r;
 	struct cpio_entry e;
-	int n;
+	int n, err = 0;
 
 	cpio_reader_init(&r, buf, len);
-	while ((n = cpio_next(&r, &e)) == 1) {
-		int err = extract_one(dirfd, &e, why);
-
-		if (err)
-			return err;
-	}
-	if (n < 0)
+	while (!err && (n = cpio_next(&r, &e)) == 1)
+		err = extract_one(dirfd, &e, &p, why);
+	if (!err && n < 0) {
 		*why = r.why;
-	return n;
+		err = n;
+	}
+
+	if (p.fd >= 0)
+		close(p.fd);
+	return err;
 }

@@ -70,8 +70,8 @@ enum step {
 
 static const char *const step_names[ST_COUNT] = {
     [ST_DEATHSIG] = "prctl(PR_SET_PDEATHSIG)",
-    [ST_LIMITS] = "joining the sandbox's cgroups or setting rlimits",
-    [ST_CGROUPNS] = "unshare(CLONE_NEWCGROUP)",
+    [ST_LIMITS] = "setting rlimits",
+    [ST_CGROUPNS] = "entering the sandbox's cgroup namespace",
     [ST_PRIVATE] = "making mounts private",
     [ST_ROOT] = "mounting the root tmpfs",
     [ST_EXTRACT] = "extracting the image",
@@ -121,17 +121,19 @@ static int arm_deathsig(const struct launch *l)
 	return parent_gone(l->chan[1]) ? -ESRCH : 0;
 }
 
-static int enter_cgroups(const struct launch *l, int *step)
+/* Wait until the starter has moved us into the sandbox's cgroups, then
+ * take the cgroup we are in as the root of our cgroup namespace. */
+static int enter_cgroup_ns(const struct launch *l)
 {
-	int err;
+	char go;
+	ssize_t n;
 
-	*step = ST_LIMITS;
-	err = ns_limits_enter(l->opts, l->sb);
-	if (err)
-		return err;
+	do
+		n = read(l->chan[1], &go, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		return n < 0 ? -errno : -EPIPE;
 
-	/* Only now, so that the sandbox sees its own cgroup as its root. */
-	*step = ST_CGROUPNS;
 	return unshare(CLONE_NEWCGROUP) < 0 ? -errno : 0;
 }
 
@@ -367,12 +369,20 @@ static int setup(struct launch *l, int *step)
 
 	*step = ST_DEATHSIG;
 	err = arm_deathsig(l);
-	if (!err)
-		err = enter_cgroups(l, step);
+	if (err)
+		return err;
+
+	*step = ST_LIMITS;
+	err = ns_limits_enter(l->opts, l->sb);
 	if (!err)
 		err = make_root(l, step);
 	if (!err)
 		err = make_system(l, step);
+	if (err)
+		return err;
+
+	*step = ST_CGROUPNS;
+	err = enter_cgroup_ns(l);
 	if (err)
 		return err;
 
@@ -508,6 +518,23 @@ static int kill_and_reap(struct ns_sandbox *sb)
 	return err;
 }
 
+/* Move the child into its cgroups while it builds its root, then let
+ * it go on; on failure it is killed. */
+static int release_child(struct launch *l, struct ns_sandbox *sb)
+{
+	char go = 1;
+	int err;
+
+	err = ns_limits_join(sb, sb->pid);
+	if (!err && write(l->chan[0], &go, 1) != 1)
+		err = -errno;
+	if (err) {
+		sb->why = "moving the sandbox into its cgroups";
+		kill_and_reap(sb);
+	}
+	return err;
+}
+
 static int spawn(struct launch *l, struct ns_sandbox *sb)
 {
 	int err;
@@ -523,9 +550,11 @@ static int spawn(struct launch *l, struct ns_sandbox *sb)
 		return sb->pid;
 	}
 
-	err = wait_exec(l->report[0], sb);
+	err = release_child(l, sb);
+	if (!err)
+		err = wait_exec(l->report[0], sb);
 	close(l->report[0]);
-	if (err)
+	if (err && sb->pidfd >= 0)
 		kill_and_reap(sb);
 	return err;
 }

@@ -254,13 +254,23 @@ int ns_limits_create(const struct ns_opts *opts, struct ns_sandbox *sb)
 	return 0;
 }
 
-/* Runs in the sandbox's first process: string work on the stack only. */
-static int join_cgroup(const char *dir)
+static int join_cgroup(const char *dir, pid_t pid)
 {
-	char path[NS_CGROUP_PATH + 16];
+	char path[NS_CGROUP_PATH + 16], num[16];
 
-	stpcpy(stpcpy(path, dir), "/cgroup.procs");
-	return write_text(path, "0");
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	snprintf(num, sizeof(num), "%d", (int)pid);
+	return write_text(path, num);
+}
+
+int ns_limits_join(const struct ns_sandbox *sb, pid_t pid)
+{
+	int err = 0;
+
+	for (int i = 0; i < NS_MAX_CGROUPS && !err; i++)
+		if (sb->cgroups[i][0])
+			err = join_cgroup(sb->cgroups[i], pid);
+	return err;
 }
 
 static int set_rlimits(const struct ns_opts *opts)
@@ -276,14 +286,7 @@ static int set_rlimits(const struct ns_opts *opts)
 
 int ns_limits_enter(const struct ns_opts *opts, const struct ns_sandbox *sb)
 {
-	int err = 0;
-
-	if (sb->limits == NS_LIMITS_RLIMIT)
-		return set_rlimits(opts);
-	for (int i = 0; i < NS_MAX_CGROUPS && !err; i++)
-		if (sb->cgroups[i][0])
-			err = join_cgroup(sb->cgroups[i]);
-	return err;
+	return sb->limits == NS_LIMITS_RLIMIT ? set_rlimits(opts) : 0;
 }
 
 /* A cgroup whose last task was just reaped may report busy briefly. */
