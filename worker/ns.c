@@ -594,6 +594,9 @@ int ns_sandbox_start(const struct ns_opts *opts, struct ns_sandbox *out)
 	int err;
 
 	*out = (struct ns_sandbox){.chan_fd = -1, .pid = -1, .pidfd = -1};
+	out->why = "no image given";
+	if (!opts->image)
+		return -EINVAL;
 	out->why = "loading the image";
 	err = load_image(opts->image, &l, &out->why);
 	if (err)
@@ -632,6 +635,11 @@ int ns_sandbox_stop(struct ns_sandbox *sb)
 
 	e = ns_limits_remove(sb);
 	return err ? err : e;
+}
+
+int ns_sandbox_sweep(void)
+{
+	return ns_limits_sweep();
 }
 
 const char *ns_limits_name(enum ns_limits limits)

@@ -66,6 +66,11 @@ int ns_sandbox_start(const struct ns_opts *opts, struct ns_sandbox *out);
  * Returns 0 or the first -errno met; everything is released anyway. */
 int ns_sandbox_stop(struct ns_sandbox *sb);
 
+/* Remove what sandboxes of crashed starters left behind (their cgroups:
+ * their processes die with the starter). Call before starting new ones,
+ * e.g. when a supervisor starts. Returns the number of cgroups removed. */
+int ns_sandbox_sweep(void);
+
 /* "cgroup2", "cgroup1", "rlimit" or "none". */
 const char *ns_limits_name(enum ns_limits limits);
 

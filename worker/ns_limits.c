@@ -1,7 +1,10 @@
 /* Per-sandbox memory and process limits: cgroup v2, v1, or rlimits. */
 #include "worker/ns_limits.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -316,4 +319,50 @@ int ns_limits_remove(struct ns_sandbox *sb)
 	}
 	forget_cgroups(sb);
 	return first;
+}
+
+/* Whether name is "vmpool-ns.<pid>.<n>" for a pid no longer running. */
+static bool orphaned(const char *name)
+{
+	const char *prefix = "vmpool-ns.";
+	char *end;
+	long pid;
+
+	if (strncmp(name, prefix, strlen(prefix)))
+		return false;
+	pid = strtol(name + strlen(prefix), &end, 10);
+	if (*end != '.' || pid <= 0)
+		return false;
+	return kill(pid, 0) < 0 && errno == ESRCH;
+}
+
+static int sweep_dir(const char *mnt, const char *controller)
+{
+	char parent[NS_CGROUP_PATH], path[2 * NS_CGROUP_PATH];
+	struct dirent *de;
+	int removed = 0;
+	DIR *d;
+
+	if (cgroup_dir(mnt, controller, "", parent) || !(d = opendir(parent)))
+		return 0;
+	while ((de = readdir(d)))
+		if (orphaned(de->d_name)) {
+			snprintf(path, sizeof(path), "%s%s", parent,
+				 de->d_name);
+			removed += !remove_dir(path);
+		}
+	closedir(d);
+	return removed;
+}
+
+int ns_limits_sweep(void)
+{
+	const char *v2 = v2_mount();
+	int removed = 0;
+
+	if (v2)
+		removed += sweep_dir(v2, "");
+	removed += sweep_dir(CG_ROOT "/memory", "memory");
+	removed += sweep_dir(CG_ROOT "/pids", "pids");
+	return removed;
 }

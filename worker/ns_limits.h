@@ -23,4 +23,8 @@ int ns_limits_enter(const struct ns_opts *opts, const struct ns_sandbox *sb);
 /* Once the sandbox is reaped: remove its cgroups. 0 or -errno. */
 int ns_limits_remove(struct ns_sandbox *sb);
 
+/* Remove the cgroups of sandboxes whose starter died without stopping
+ * them; returns how many were removed. */
+int ns_limits_sweep(void);
+
 #endif
