@@ -459,3 +459,19 @@ Test(ns, limits_have_names)
 	cr_assert_str_eq(ns_limits_name(NS_LIMITS_RLIMIT), "rlimit");
 	cr_assert_str_eq(ns_limits_name(NS_LIMITS_NONE), "none");
 }
+
+Test(ns, setup_failures_name_their_step, .timeout = NS_TEST_TIMEOUT)
+{
+	char image[PATH_MAX], name[100];
+	struct ns_opts opts = {.log_fd = -1, .hostname = name};
+	struct ns_sandbox sb;
+
+	image_path(image, sizeof(image));
+	opts.image = image;
+	memset(name, 'x', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	cr_assert_eq(ns_sandbox_start(&opts, &sb), -EINVAL);
+	cr_assert_str_eq(sb.why, "sethostname");
+	cr_assert_eq(sb.pid, -1);
+	cr_assert_eq(sb.chan_fd, -1);
+}

@@ -526,7 +526,7 @@ static int release_child(struct launch *l, struct ns_sandbox *sb)
 	int err;
 
 	err = ns_limits_join(sb, sb->pid);
-	if (!err && write(l->chan[0], &go, 1) != 1)
+	if (!err && send(l->chan[0], &go, 1, MSG_NOSIGNAL) != 1)
 		err = -errno;
 	if (err) {
 		sb->why = "moving the sandbox into its cgroups";
