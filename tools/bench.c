@@ -11,6 +11,8 @@ static const struct {
 	int (*run)(int argc, char **argv);
 	const char *help;
 } benches[] = {
+    {"agent", bench_agent,
+     "exec and file transfer through the agent, next to direct syscalls"},
     {"ns", bench_ns, "ns sandbox start to HELLO, next to bwrap true (cold)"},
     {"virtio", bench_virtio, "virtio console echo, next to a socketpair"},
 };

@@ -1,6 +1,7 @@
 # Operator tools: vmpool-bench and friends.
 def targets(b):
-    b.program("vmpool-bench", ["tools/bench.c", "tools/bench_ns.c",
+    b.program("vmpool-bench", ["tools/bench.c", "tools/bench_agent.c",
+                               "tools/bench_ns.c",
                                "tools/bench_virtio.c"],
               deps=["ns", "proto", "virtio", "ioloop", "common"],
               libs=["uring"])
