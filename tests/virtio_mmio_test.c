@@ -1,8 +1,11 @@
 /* Tests for the virtio-mmio transport: identity, features, status, queues. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "kvm/virtio_mmio.h"
@@ -364,6 +367,44 @@ Test(virtio_mmio, attach_to_a_non_vm_fd_fails_cleanly)
 {
 	cr_assert_lt(virtio_mmio_attach_kvm(&dev, dev.irq_fd), 0);
 	cr_assert_eq(dev.vm_fd, -1);
+}
+
+/* A VM with an in-kernel irqchip, or a skip saying why there is none. */
+static int make_vm(int *kvm)
+{
+	int vm;
+
+	*kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (*kvm < 0)
+		cr_skip_test("no /dev/kvm here: %s", strerror(errno));
+	vm = ioctl(*kvm, KVM_CREATE_VM, 0);
+	if (vm < 0)
+		cr_skip_test("KVM_CREATE_VM: %s", strerror(errno));
+	if (ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0)
+		cr_skip_test("KVM_CREATE_IRQCHIP: %s", strerror(errno));
+	return vm;
+}
+
+Test(virtio_mmio, attach_routes_kicks_and_interrupts_through_kvm)
+{
+	struct virtio_mmio other;
+	struct virtio_mmio_params p = dev.p;
+	int kvm, vm = make_vm(&kvm);
+
+	cr_assert_eq(virtio_mmio_attach_kvm(&dev, vm), 0);
+	cr_assert_eq(dev.vm_fd, vm);
+
+	/* A second device on the same notify address is refused whole. */
+	cr_assert_eq(virtio_mmio_init(&other, &p), 0);
+	cr_assert_eq(virtio_mmio_attach_kvm(&other, vm), -EEXIST);
+	cr_assert_eq(other.vm_fd, -1);
+
+	/* Once detached, the routes are free for another device. */
+	virtio_mmio_detach_kvm(&dev);
+	cr_assert_eq(virtio_mmio_attach_kvm(&other, vm), 0);
+	virtio_mmio_exit(&other);
+	close(vm);
+	close(kvm);
 }
 
 Test(virtio_mmio, init_refuses_bad_parameters)
