@@ -93,9 +93,10 @@ void agent_halt(struct agent *a, int code)
 	if (!a->pid1)
 		exit(code);
 
-	/* PID 1 must not exit: that would panic the guest kernel. */
+	/* PID 1 of a VM must not exit: that would panic the guest kernel.
+	 * PID 1 of a pid namespace may lack CAP_SYS_BOOT; exiting is its
+	 * way to power off. */
 	sync();
 	reboot(RB_POWER_OFF);
-	for (;;)
-		pause();
+	exit(code);
 }

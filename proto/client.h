@@ -71,6 +71,8 @@ uint32_t proto_client_new_id(struct proto_client *c);
 int proto_client_ping(struct proto_client *c);
 int proto_client_exec(struct proto_client *c, const struct proto_exec_req *req,
 		      proto_output_fn *out, void *arg, struct proto_exit *res);
+/* When src fails, the transfer ends there and its error is returned; the
+ * file keeps what was sent before. */
 int proto_client_write(struct proto_client *c, const char *path, uint32_t mode,
 		       uint32_t flags, proto_source_fn *src, void *arg,
 		       uint64_t *written);

@@ -23,6 +23,9 @@
  * ERROR), carrying the request's id; streamed replies (STDOUT, STDERR,
  * READ_DATA, DIR_ENTRIES) come before it. Requests may overlap: the host
  * sends several with distinct ids and the agent answers each as it can.
+ * A frame the agent cannot accept (unknown type, payload over the limit
+ * or malformed, id unknown, in use or in the wrong state) gets an ERROR
+ * under its id, and the stream goes on.
  */
 
 #define PROTO_VERSION	  1
@@ -79,16 +82,19 @@ enum proto_type {
  * Payloads, in wire order ("str" as described above):
  *
  * HELLO	u32 version, u64 caps, str text
- *		agent: text names the agent; host (optional answer, gets
- *		OK): text is a sandbox root for file paths, or empty
+ *		agent: text names the agent; host (optional answer, once,
+ *		gets OK): text is a sandbox root for file paths, found
+ *		inside the current one, or empty
  * PING		(none)				-> PONG (none)
  * EXEC		u32 flags (PROTO_EXEC_*), u64 timeout_ns (0: none),
  *		str cwd (empty: work dir), u32 argc, argc x str,
- *		u32 envc, envc x str ("NAME=value")
+ *		u32 envc, envc x str ("NAME=value"), added to a clean
+ *		PATH=/usr/sbin:/usr/bin:/sbin:/bin and HOME=/root
  *		-> STDOUT / STDERR (raw bytes)..., then EXIT or ERROR
  * STDIN	raw bytes; flag EOF on the last	(no reply unless wrong)
- * KILL		u32 signal, to the group of the exec with this id -> OK
- * WRITE_OPEN	u32 mode, u32 flags (PROTO_WRITE_*), str path
+ * KILL		u32 signal, to the group of the exec with this id
+ *		(no reply unless wrong: the EXIT shows its effect)
+ * WRITE_OPEN	u32 mode (0: 0644), u32 flags (PROTO_WRITE_*), str path
  * WRITE_CHUNK	raw bytes			(no reply)
  * WRITE_END	(none)				-> OK u64 bytes, or ERROR
  *		A failure anywhere is reported once, as soon as it happens;
@@ -100,10 +106,11 @@ enum proto_type {
  * STAT		str path	-> STAT_REPLY u8 kind, u32 mode, u64 size,
  *				   s64 mtime_ns (the link itself, not followed)
  * EXISTS	str path	-> EXISTS_REPLY u8 (0 or 1)
- * MKDIR	u32 mode, u32 flags (PROTO_MKDIR_PARENTS), str path -> OK
+ * MKDIR	u32 mode (0: 0755), u32 flags (PROTO_MKDIR_PARENTS), str path
+ *		-> OK
  * RENAME	str from, str to				  -> OK
  * REMOVE	u32 flags (PROTO_REMOVE_RECURSIVE), str path	  -> OK
- * CLEAN	(none)		-> OK u32 processes killed, u64 entries removed
+ * CLEAN	(none)		-> OK u32 groups killed, u64 entries removed
  * RESEED	raw entropy bytes (1..PROTO_MAX_ENTROPY)	  -> OK
  * SHUTDOWN	(none)		-> OK, then the agent powers off or exits
  * ERROR	u32 code (enum proto_err), str message
@@ -122,7 +129,8 @@ enum proto_type {
 #define PROTO_CAP_OPENAT2 (1ull << 4)
 
 #define PROTO_EXEC_STDIN 0x1u /* STDIN frames follow; else /dev/null */
-#define PROTO_EXEC_SHELL 0x2u /* argv[0] is a line for /bin/sh -c */
+/* argv[0] is a line for /bin/sh -c; further args become $0, $1... */
+#define PROTO_EXEC_SHELL 0x2u
 
 #define PROTO_WRITE_APPEND  0x1u
 #define PROTO_WRITE_PARENTS 0x2u /* create missing parent directories */

@@ -39,13 +39,13 @@
 
 /* Error codes beyond enum proto_err, in the same ERROR frame. */
 enum tenant_err {
-	TENANT_E_VM_LOST = 64,	  /* the VM or its worker died mid-lease */
+	TENANT_E_VM_LOST = 64,	   /* the VM or its worker died mid-lease */
 	TENANT_E_NO_CAPACITY = 65, /* no VM within the acquire timeout */
-	TENANT_E_QUOTA = 66,	  /* this tenant holds its lease cap */
-	TENANT_E_DRAINING = 67,	  /* the daemon is shutting down */
-	TENANT_E_NOT_LEASED = 68, /* a VM request before ACQUIRE */
-	TENANT_E_FORBIDDEN = 69,  /* a request only the host may make */
-	TENANT_E_GUEST = 70,	  /* the guest broke the protocol */
+	TENANT_E_QUOTA = 66,	   /* this tenant holds its lease cap */
+	TENANT_E_DRAINING = 67,	   /* the daemon is shutting down */
+	TENANT_E_NOT_LEASED = 68,  /* a VM request before ACQUIRE */
+	TENANT_E_FORBIDDEN = 69,   /* a request only the host may make */
+	TENANT_E_GUEST = 70,	   /* the guest broke the protocol */
 };
 
 #endif
