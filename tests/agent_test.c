@@ -262,14 +262,14 @@ static uint64_t mix(uint64_t sum, const uint8_t *p, size_t n)
 static ssize_t gen_fill(void *arg, void *buf, size_t n)
 {
 	struct gen *g = arg;
-	uint64_t *w = buf;
+	uint8_t *p = buf;
 
 	n = MIN(n, g->left) & ~(size_t)7;
-	for (size_t i = 0; i < n / 8; i++) {
+	for (size_t i = 0; i < n; i += 8) {
 		g->state ^= g->state << 13;
 		g->state ^= g->state >> 7;
 		g->state ^= g->state << 17;
-		w[i] = g->state;
+		memcpy(p + i, &g->state, 8);
 	}
 	g->left -= n;
 	g->sum = mix(g->sum, buf, n);
