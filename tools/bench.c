@@ -15,6 +15,8 @@ static const struct {
      "exec and file transfer through the agent, next to direct syscalls"},
     {"ns", bench_ns, "ns sandbox start to HELLO, next to bwrap true (cold)"},
     {"virtio", bench_virtio, "virtio console echo, next to a socketpair"},
+    {"shm", bench_shm,
+     "pool lock and acquire+release, 1-4 processes, next to a plain mutex"},
 };
 
 static int usage(void)

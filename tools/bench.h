@@ -10,5 +10,6 @@
 int bench_agent(int argc, char **argv);
 int bench_ns(int argc, char **argv);
 int bench_virtio(int argc, char **argv);
+int bench_shm(int argc, char **argv);
 
 #endif
