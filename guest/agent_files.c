@@ -42,16 +42,19 @@ static void write_open(struct agent *a, const struct proto_frame *f,
 		}
 	}
 	fd = err ? err : agent_open(a, path, oflags, mode ? mode : 0644);
-	if (fd < 0)
-		return agent_reply_errno(a, f->id, fd, path);
 
+	/* Even a failed write stays open, to absorb its chunks until END. */
 	r = agent_req_new(a, f->id, REQ_WRITE);
 	if (!r) {
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		return agent_reply_error(a, f->id, PROTO_E_BUSY,
 					 "WRITE_OPEN: too many requests");
 	}
 	r->f.fd = fd;
+	r->f.failed = fd < 0;
+	if (fd < 0)
+		agent_reply_errno(a, f->id, fd, path);
 }
 
 static struct agent_req *open_write(struct agent *a,
@@ -100,7 +103,7 @@ void agent_write_end(struct agent *a, const struct proto_frame *f)
 		return;
 	failed = r->f.failed;
 	bytes = r->f.bytes;
-	err = close(r->f.fd) < 0 ? -errno : 0;
+	err = r->f.fd >= 0 && close(r->f.fd) < 0 ? -errno : 0;
 	agent_req_free(r);
 	if (failed)
 		return;

@@ -114,12 +114,10 @@ int proto_client_recv(struct proto_client *c, struct proto_frame *f)
 
 static void keep_error(struct proto_client *c, const struct proto_frame *f)
 {
-	struct proto_cur cur;
 	const char *msg;
 
-	proto_cur_init(&cur, f);
-	c->err_code = proto_get_u32(&cur);
-	msg = proto_get_str(&cur, sizeof(c->err_msg) - 1);
+	if (proto_parse_error(f, &c->err_code, &msg))
+		msg = NULL;
 	snprintf(c->err_msg, sizeof(c->err_msg), "%s",
 		 msg ? msg : proto_err_name(c->err_code));
 }
@@ -185,17 +183,6 @@ int proto_client_send(struct proto_client *c, const void *frame, size_t n)
 {
 	return send_all(c, frame, n, NULL);
 }
-
-static int send_msg(struct proto_client *c, struct proto_msg *m,
-		    struct waiter *w)
-{
-	long n = proto_msg_end(m);
-
-	if (n < 0)
-		return n;
-	return send_all(c, m->buf, n, w);
-}
-
 /* Receive until the waiter's request is finished. */
 static int wait_done(struct proto_client *c, struct waiter *w)
 {
@@ -213,61 +200,53 @@ static int wait_done(struct proto_client *c, struct waiter *w)
 	return 0;
 }
 
-static int finish(struct proto_client *c, struct waiter *w)
+/* Send the n-byte frame built in c->out as w's request, then wait. */
+static int request(struct proto_client *c, long n, struct waiter *w)
 {
-	int r = wait_done(c, w);
+	struct proto_frame hdr;
+	int r;
 
+	if (n < 0)
+		return n;
+	proto_get_header(c->out, &hdr);
+	w->id = hdr.id;
+	r = send_all(c, c->out, n, w);
+	if (r < 0)
+		return r;
+	r = wait_done(c, w);
 	return r < 0 ? r : w->rc;
 }
 
-/* For requests whose whole answer is one frame of type `ctx`. */
+/* For requests whose whole answer is one frame of type ctx->type. */
 static int on_single(struct proto_client *c, struct waiter *w,
 		     const struct proto_frame *f)
 {
 	struct proto_frame *out = w->ctx;
-	uint16_t want = out->type;
 
-	if (f->type != want)
+	if (f->type != out->type)
 		return -EPROTO;
 	*out = *f;
 	w->done = true;
 	return 0;
 }
 
-/* Send a built request and wait for its single reply of type `type`. */
-static int call(struct proto_client *c, struct proto_msg *m, uint16_t type,
+/* Send the request in c->out; *reply gets its one reply of `type`. */
+static int call(struct proto_client *c, long n, uint16_t type,
 		struct proto_frame *reply)
 {
 	struct waiter w = {.on_frame = on_single, .ctx = reply};
-	int r;
 
-	proto_get_header(m->buf, reply);
-	w.id = reply->id;
 	reply->type = type;
-	r = send_msg(c, m, &w);
-	if (r < 0)
-		return r;
-	return finish(c, &w);
-}
-
-static void begin(struct proto_client *c, struct proto_msg *m, uint16_t type,
-		  uint16_t flags)
-{
-	proto_msg_begin(m, c->out, PROTO_MAX_FRAME, type, flags,
-			proto_client_new_id(c));
+	return request(c, n, &w);
 }
 
 static int on_hello(struct proto_client *c, struct waiter *w,
 		    const struct proto_frame *f)
 {
-	struct proto_cur cur;
+	const char *text;
 
-	if (f->type != PROTO_HELLO)
-		return -EPROTO;
-	proto_cur_init(&cur, f);
-	c->agent_version = proto_get_u32(&cur);
-	c->agent_caps = proto_get_u64(&cur);
-	if (!proto_get_str(&cur, PROTO_MAX_PATH) || proto_cur_done(&cur))
+	if (f->type != PROTO_HELLO ||
+	    proto_parse_hello(f, &c->agent_version, &c->agent_caps, &text))
 		return -EPROTO;
 	w->done = true;
 	return c->agent_version == PROTO_VERSION ? 0 : -EPROTO;
@@ -277,39 +256,38 @@ int proto_client_hello(struct proto_client *c, const char *root)
 {
 	struct waiter w = {.id = 0, .on_frame = on_hello};
 	struct proto_frame reply;
-	struct proto_msg m;
-	int r = finish(c, &w);
+	int r = wait_done(c, &w);
 
-	if (r < 0 || !root)
-		return r;
-
-	begin(c, &m, PROTO_HELLO, 0);
-	proto_put_u32(&m, PROTO_VERSION);
-	proto_put_u64(&m, 0);
-	proto_put_str(&m, root);
-	return call(c, &m, PROTO_OK, &reply);
+	if (r < 0 || w.rc < 0 || !root)
+		return r < 0 ? r : w.rc;
+	return call(c,
+		    proto_build_hello(c->out, PROTO_MAX_FRAME,
+				      proto_client_new_id(c), 0, root),
+		    PROTO_OK, &reply);
 }
 
 int proto_client_ping(struct proto_client *c)
 {
 	struct proto_frame reply;
-	struct proto_msg m;
 
-	begin(c, &m, PROTO_PING, 0);
-	return call(c, &m, PROTO_PONG, &reply);
+	return call(c,
+		    proto_build_empty(c->out, PROTO_MAX_FRAME, PROTO_PING,
+				      proto_client_new_id(c)),
+		    PROTO_PONG, &reply);
 }
 
 struct exec_ctx {
 	proto_output_fn *out;
 	void *arg;
 	struct proto_exit *res;
+	const uint8_t *in;
+	size_t in_len;
 };
 
 static int on_exec(struct proto_client *c, struct waiter *w,
 		   const struct proto_frame *f)
 {
 	struct exec_ctx *x = w->ctx;
-	struct proto_cur cur;
 
 	if (f->type == PROTO_STDOUT || f->type == PROTO_STDERR) {
 		if (x->out)
@@ -317,51 +295,23 @@ static int on_exec(struct proto_client *c, struct waiter *w,
 			       f->payload, f->len);
 		return 0;
 	}
-	if (f->type != PROTO_EXIT)
+	if (f->type != PROTO_EXIT || proto_parse_exit(f, x->res))
 		return -EPROTO;
-
-	proto_cur_init(&cur, f);
-	x->res->kind = proto_get_u8(&cur);
-	x->res->value = (int32_t)proto_get_u32(&cur);
-	x->res->duration_ns = proto_get_u64(&cur);
 	w->done = true;
-	return proto_cur_done(&cur) ? -EPROTO : 0;
+	return 0;
 }
 
-static void put_exec(struct proto_client *c, struct proto_msg *m,
-		     const struct proto_exec_req *req)
-{
-	uint32_t n = 0;
-
-	begin(c, m, PROTO_EXEC, 0);
-	proto_put_u32(m, req->flags | (req->stdin_data ? PROTO_EXEC_STDIN : 0));
-	proto_put_u64(m, req->timeout_ns);
-	proto_put_str(m, req->cwd ? req->cwd : "");
-	while (req->argv[n])
-		n++;
-	proto_put_u32(m, n);
-	for (uint32_t i = 0; i < n; i++)
-		proto_put_str(m, req->argv[i]);
-	for (n = 0; req->env && req->env[n];)
-		n++;
-	proto_put_u32(m, n);
-	for (uint32_t i = 0; i < n; i++)
-		proto_put_str(m, req->env[i]);
-}
-
-/* Stream a buffer as STDIN frames, the last one flagged EOF. */
+/* Stream stdin as STDIN frames, the last one flagged EOF. */
 static int send_stdin(struct proto_client *c, struct waiter *w,
 		      const uint8_t *p, size_t len)
 {
 	do {
 		size_t n = MIN(len, (size_t)PROTO_CHUNK);
-		struct proto_msg m;
-		int r;
+		long size =
+		    proto_build_data(c->out, PROTO_MAX_FRAME, PROTO_STDIN,
+				     n == len ? PROTO_F_EOF : 0, w->id, p, n);
+		int r = send_all(c, c->out, size, w);
 
-		proto_msg_begin(&m, c->out, PROTO_MAX_FRAME, PROTO_STDIN,
-				n == len ? PROTO_F_EOF : 0, w->id);
-		proto_put_bytes(&m, p, n);
-		r = send_msg(c, &m, w);
 		if (r < 0)
 			return r;
 		p += n;
@@ -375,36 +325,29 @@ int proto_client_exec(struct proto_client *c, const struct proto_exec_req *req,
 {
 	struct exec_ctx x = {.out = out, .arg = arg, .res = res};
 	struct waiter w = {.on_frame = on_exec, .ctx = &x};
-	struct proto_frame hdr;
-	struct proto_msg m;
+	uint32_t id = proto_client_new_id(c);
+	long n = proto_build_exec(c->out, PROTO_MAX_FRAME, id, req);
 	int r;
 
-	put_exec(c, &m, req);
-	proto_get_header(m.buf, &hdr);
-	w.id = hdr.id;
-	r = send_msg(c, &m, &w);
+	if (n < 0)
+		return n;
+	w.id = id;
+	r = send_all(c, c->out, n, &w);
+	if (r == 0 && req->stdin_data)
+		r = send_stdin(c, &w, req->stdin_data, req->stdin_len);
 	if (r < 0)
 		return r;
-
-	if (req->stdin_data) {
-		r = send_stdin(c, &w, req->stdin_data, req->stdin_len);
-		if (r < 0)
-			return r;
-	}
-	return finish(c, &w);
+	r = wait_done(c, &w);
+	return r < 0 ? r : w.rc;
 }
 
 static int on_write_end(struct proto_client *c, struct waiter *w,
 			const struct proto_frame *f)
 {
-	struct proto_cur cur;
-
-	if (f->type != PROTO_OK)
+	if (f->type != PROTO_OK || proto_parse_u64(f, w->ctx))
 		return -EPROTO;
-	proto_cur_init(&cur, f);
-	*(uint64_t *)w->ctx = proto_get_u64(&cur);
 	w->done = true;
-	return proto_cur_done(&cur) ? -EPROTO : 0;
+	return 0;
 }
 
 /* Send WRITE_CHUNK frames filled straight from the source. */
@@ -425,7 +368,7 @@ static int send_chunks(struct proto_client *c, struct waiter *w,
 		if (n <= 0)
 			return n;
 		proto_msg_add(&m, n);
-		r = send_msg(c, &m, w);
+		r = send_all(c, c->out, proto_msg_end(&m), w);
 		if (r < 0 || w->done)
 			return r;
 	}
@@ -437,35 +380,28 @@ int proto_client_write(struct proto_client *c, const char *path, uint32_t mode,
 {
 	uint64_t total = 0;
 	struct waiter w = {.on_frame = on_write_end, .ctx = &total};
-	struct proto_frame hdr;
-	struct proto_msg m;
-	int r;
+	long n;
+	int r, end;
 
-	begin(c, &m, PROTO_WRITE_OPEN, 0);
-	proto_put_u32(&m, mode);
-	proto_put_u32(&m, flags);
-	proto_put_str(&m, path);
-	proto_get_header(m.buf, &hdr);
-	w.id = hdr.id;
-	r = send_msg(c, &m, &w);
+	w.id = proto_client_new_id(c);
+	n = proto_build_write_open(c->out, PROTO_MAX_FRAME, w.id, path, mode,
+				   flags);
+	r = send_all(c, c->out, n, &w);
 	if (r == 0)
 		r = send_chunks(c, &w, src, arg);
-	/* The open request stays unanswered until END, even on failure. */
-	if (!w.done) {
-		proto_msg_begin(&m, c->out, PROTO_MAX_FRAME, PROTO_WRITE_END, 0,
-				w.id);
-		if (r == 0)
-			r = send_msg(c, &m, &w);
-		else
-			send_msg(c, &m, &w);
-	}
-	if (r < 0)
-		return r;
 
-	r = finish(c, &w);
-	if (r == 0 && written)
+	/* The agent holds the write open until END, even after a failure. */
+	n = proto_build_empty(c->out, PROTO_MAX_FRAME, PROTO_WRITE_END, w.id);
+	end = send_all(c, c->out, n, NULL);
+	if (r < 0 || end < 0)
+		return r < 0 ? r : end;
+
+	r = wait_done(c, &w);
+	if (r < 0 || w.rc < 0)
+		return r < 0 ? r : w.rc;
+	if (written)
 		*written = total;
-	return r;
+	return 0;
 }
 
 struct read_ctx {
@@ -479,20 +415,15 @@ static int on_read(struct proto_client *c, struct waiter *w,
 		   const struct proto_frame *f)
 {
 	struct read_ctx *x = w->ctx;
-	struct proto_cur cur;
 
 	if (f->type == PROTO_READ_DATA) {
 		x->got += f->len;
 		return x->sink(x->arg, f->payload, f->len);
 	}
-	if (f->type != PROTO_READ_END)
+	if (f->type != PROTO_READ_END || proto_parse_u64(f, &x->total) ||
+	    x->total != x->got)
 		return -EPROTO;
-
-	proto_cur_init(&cur, f);
-	x->total = proto_get_u64(&cur);
 	w->done = true;
-	if (proto_cur_done(&cur) || x->total != x->got)
-		return -EPROTO;
 	return 0;
 }
 
@@ -502,32 +433,15 @@ int proto_client_read(struct proto_client *c, const char *path, uint64_t offset,
 {
 	struct read_ctx x = {.sink = sink, .arg = arg};
 	struct waiter w = {.on_frame = on_read, .ctx = &x};
-	struct proto_frame hdr;
-	struct proto_msg m;
-	int r;
+	int r = request(c,
+			proto_build_read_open(c->out, PROTO_MAX_FRAME,
+					      proto_client_new_id(c), path,
+					      offset, length),
+			&w);
 
-	begin(c, &m, PROTO_READ_OPEN, 0);
-	proto_put_u64(&m, offset);
-	proto_put_u64(&m, length);
-	proto_put_str(&m, path);
-	proto_get_header(m.buf, &hdr);
-	w.id = hdr.id;
-	r = send_msg(c, &m, &w);
-	if (r < 0)
-		return r;
-
-	r = finish(c, &w);
 	if (r == 0 && nread)
 		*nread = x.total;
 	return r;
-}
-
-static void get_stat(struct proto_cur *cur, struct proto_stat *st)
-{
-	st->kind = proto_get_u8(cur);
-	st->mode = proto_get_u32(cur);
-	st->size = proto_get_u64(cur);
-	st->mtime_ns = (int64_t)proto_get_u64(cur);
 }
 
 struct list_ctx {
@@ -539,27 +453,24 @@ static int on_list(struct proto_client *c, struct waiter *w,
 		   const struct proto_frame *f)
 {
 	struct list_ctx *x = w->ctx;
+	struct proto_stat st;
 	struct proto_cur cur;
+	const char *name;
+	uint64_t count;
+	int r;
 
-	proto_cur_init(&cur, f);
 	if (f->type == PROTO_OK) {
-		proto_get_u64(&cur);
 		w->done = true;
-		return proto_cur_done(&cur) ? -EPROTO : 0;
+		return proto_parse_u64(f, &count) ? -EPROTO : 0;
 	}
 	if (f->type != PROTO_DIR_ENTRIES)
 		return -EPROTO;
 
-	while (cur.left && !cur.bad) {
-		struct proto_stat st;
-		const char *name;
-
-		get_stat(&cur, &st);
-		name = proto_get_str(&cur, PROTO_MAX_PATH);
-		if (name && x->fn)
+	proto_cur_init(&cur, f);
+	while ((r = proto_next_entry(&cur, &st, &name)) > 0)
+		if (x->fn)
 			x->fn(x->arg, name, &st);
-	}
-	return proto_cur_done(&cur) ? -EPROTO : 0;
+	return r < 0 ? -EPROTO : 0;
 }
 
 int proto_client_list(struct proto_client *c, const char *path,
@@ -567,114 +478,89 @@ int proto_client_list(struct proto_client *c, const char *path,
 {
 	struct list_ctx x = {.fn = fn, .arg = arg};
 	struct waiter w = {.on_frame = on_list, .ctx = &x};
-	struct proto_frame hdr;
-	struct proto_msg m;
-	int r;
 
-	begin(c, &m, PROTO_LIST, 0);
-	proto_put_str(&m, path);
-	proto_get_header(m.buf, &hdr);
-	w.id = hdr.id;
-	r = send_msg(c, &m, &w);
-	if (r < 0)
-		return r;
-	return finish(c, &w);
+	return request(c,
+		       proto_build_path(c->out, PROTO_MAX_FRAME, PROTO_LIST,
+					proto_client_new_id(c), path),
+		       &w);
 }
 
 int proto_client_stat(struct proto_client *c, const char *path,
 		      struct proto_stat *st)
 {
 	struct proto_frame reply;
-	struct proto_cur cur;
-	struct proto_msg m;
-	int r;
+	int r = call(c,
+		     proto_build_path(c->out, PROTO_MAX_FRAME, PROTO_STAT,
+				      proto_client_new_id(c), path),
+		     PROTO_STAT_REPLY, &reply);
 
-	begin(c, &m, PROTO_STAT, 0);
-	proto_put_str(&m, path);
-	r = call(c, &m, PROTO_STAT_REPLY, &reply);
 	if (r < 0)
 		return r;
-
-	proto_cur_init(&cur, &reply);
-	get_stat(&cur, st);
-	return proto_cur_done(&cur) ? -EPROTO : 0;
+	return proto_parse_stat(&reply, st) ? -EPROTO : 0;
 }
 
 int proto_client_exists(struct proto_client *c, const char *path)
 {
 	struct proto_frame reply;
-	struct proto_cur cur;
-	struct proto_msg m;
-	uint8_t yes;
-	int r;
+	bool yes;
+	int r = call(c,
+		     proto_build_path(c->out, PROTO_MAX_FRAME, PROTO_EXISTS,
+				      proto_client_new_id(c), path),
+		     PROTO_EXISTS_REPLY, &reply);
 
-	begin(c, &m, PROTO_EXISTS, 0);
-	proto_put_str(&m, path);
-	r = call(c, &m, PROTO_EXISTS_REPLY, &reply);
 	if (r < 0)
 		return r;
-
-	proto_cur_init(&cur, &reply);
-	yes = proto_get_u8(&cur);
-	return proto_cur_done(&cur) || yes > 1 ? -EPROTO : yes;
+	return proto_parse_exists(&reply, &yes) ? -EPROTO : yes;
 }
 
 int proto_client_mkdir(struct proto_client *c, const char *path, uint32_t mode,
 		       uint32_t flags)
 {
 	struct proto_frame reply;
-	struct proto_msg m;
 
-	begin(c, &m, PROTO_MKDIR, 0);
-	proto_put_u32(&m, mode);
-	proto_put_u32(&m, flags);
-	proto_put_str(&m, path);
-	return call(c, &m, PROTO_OK, &reply);
+	return call(c,
+		    proto_build_mkdir(c->out, PROTO_MAX_FRAME,
+				      proto_client_new_id(c), path, mode,
+				      flags),
+		    PROTO_OK, &reply);
 }
 
 int proto_client_rename(struct proto_client *c, const char *from,
 			const char *to)
 {
 	struct proto_frame reply;
-	struct proto_msg m;
 
-	begin(c, &m, PROTO_RENAME, 0);
-	proto_put_str(&m, from);
-	proto_put_str(&m, to);
-	return call(c, &m, PROTO_OK, &reply);
+	return call(c,
+		    proto_build_rename(c->out, PROTO_MAX_FRAME,
+				       proto_client_new_id(c), from, to),
+		    PROTO_OK, &reply);
 }
 
 int proto_client_remove(struct proto_client *c, const char *path,
 			uint32_t flags)
 {
 	struct proto_frame reply;
-	struct proto_msg m;
 
-	begin(c, &m, PROTO_REMOVE, 0);
-	proto_put_u32(&m, flags);
-	proto_put_str(&m, path);
-	return call(c, &m, PROTO_OK, &reply);
+	return call(c,
+		    proto_build_remove(c->out, PROTO_MAX_FRAME,
+				       proto_client_new_id(c), path, flags),
+		    PROTO_OK, &reply);
 }
 
 int proto_client_clean(struct proto_client *c, uint32_t *killed,
 		       uint64_t *removed)
 {
 	struct proto_frame reply;
-	struct proto_cur cur;
-	struct proto_msg m;
 	uint32_t k;
 	uint64_t n;
-	int r;
+	int r = call(c,
+		     proto_build_empty(c->out, PROTO_MAX_FRAME, PROTO_CLEAN,
+				       proto_client_new_id(c)),
+		     PROTO_OK, &reply);
 
-	begin(c, &m, PROTO_CLEAN, 0);
-	r = call(c, &m, PROTO_OK, &reply);
 	if (r < 0)
 		return r;
-
-	proto_cur_init(&cur, &reply);
-	k = proto_get_u32(&cur);
-	n = proto_get_u64(&cur);
-	if (proto_cur_done(&cur))
+	if (proto_parse_clean(&reply, &k, &n))
 		return -EPROTO;
 	if (killed)
 		*killed = k;
@@ -686,18 +572,19 @@ int proto_client_clean(struct proto_client *c, uint32_t *killed,
 int proto_client_reseed(struct proto_client *c, const void *p, size_t n)
 {
 	struct proto_frame reply;
-	struct proto_msg m;
 
-	begin(c, &m, PROTO_RESEED, 0);
-	proto_put_bytes(&m, p, n);
-	return call(c, &m, PROTO_OK, &reply);
+	return call(c,
+		    proto_build_data(c->out, PROTO_MAX_FRAME, PROTO_RESEED, 0,
+				     proto_client_new_id(c), p, n),
+		    PROTO_OK, &reply);
 }
 
 int proto_client_shutdown(struct proto_client *c)
 {
 	struct proto_frame reply;
-	struct proto_msg m;
 
-	begin(c, &m, PROTO_SHUTDOWN, 0);
-	return call(c, &m, PROTO_OK, &reply);
+	return call(c,
+		    proto_build_empty(c->out, PROTO_MAX_FRAME, PROTO_SHUTDOWN,
+				      proto_client_new_id(c)),
+		    PROTO_OK, &reply);
 }

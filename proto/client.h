@@ -24,29 +24,6 @@ struct proto_client {
 	uint8_t *out; /* one frame being built */
 };
 
-struct proto_exit {
-	uint8_t kind; /* enum proto_exit_kind */
-	int32_t value;
-	uint64_t duration_ns;
-};
-
-struct proto_stat {
-	uint8_t kind; /* enum proto_kind */
-	uint32_t mode;
-	uint64_t size;
-	int64_t mtime_ns;
-};
-
-struct proto_exec_req {
-	const char *const *argv; /* NULL-terminated */
-	const char *const *env;	 /* NULL-terminated "NAME=value", or NULL */
-	const char *cwd;	 /* NULL: the work dir */
-	uint64_t timeout_ns;	 /* 0: none */
-	uint32_t flags;		 /* PROTO_EXEC_SHELL; STDIN is set for you */
-	const void *stdin_data;	 /* sent whole, then EOF; NULL: /dev/null */
-	size_t stdin_len;
-};
-
 /* Output as it arrives: stream 1 is stdout, 2 is stderr. */
 typedef void proto_output_fn(void *arg, int stream, const void *p, size_t n);
 /* Fill buf with up to n bytes; 0 at the end, or -errno. */

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /*
  * A byte stream of frames. Every frame is a 12-byte little-endian header
@@ -189,6 +190,29 @@ const char *proto_err_name(uint32_t code);
 /* A name for a frame type ("EXEC"), or "?" */
 const char *proto_type_name(uint16_t type);
 
+struct proto_exit {
+	uint8_t kind; /* enum proto_exit_kind */
+	int32_t value;
+	uint64_t duration_ns;
+};
+
+struct proto_stat {
+	uint8_t kind; /* enum proto_kind */
+	uint32_t mode;
+	uint64_t size;
+	int64_t mtime_ns;
+};
+
+struct proto_exec_req {
+	const char *const *argv; /* NULL-terminated */
+	const char *const *env;	 /* NULL-terminated "NAME=value", or NULL */
+	const char *cwd;	 /* NULL: the work dir */
+	uint64_t timeout_ns;	 /* 0: none */
+	uint32_t flags;		 /* PROTO_EXEC_*; STDIN added for stdin_data */
+	const void *stdin_data;	 /* sent whole, then EOF; NULL: /dev/null */
+	size_t stdin_len;
+};
+
 /* A decoded frame; payload points into the reader's buffer. */
 struct proto_frame {
 	uint32_t len;
@@ -278,5 +302,57 @@ size_t proto_reader_feed(struct proto_reader *r, const void *p, size_t n);
 int proto_reader_next(struct proto_reader *r, struct proto_frame *f);
 /* Bytes buffered but not yet returned as frames. */
 size_t proto_reader_pending(const struct proto_reader *r);
+
+/*
+ * Builders: one request frame into buf (at most cap bytes). Each returns
+ * the frame's size, or -EMSGSIZE when it does not fit a frame.
+ */
+long proto_build_empty(void *buf, size_t cap, uint16_t type, uint32_t id);
+/* Raw payload: STDIN (flags PROTO_F_EOF), WRITE_CHUNK, RESEED. */
+long proto_build_data(void *buf, size_t cap, uint16_t type, uint16_t flags,
+		      uint32_t id, const void *p, size_t n);
+long proto_build_hello(void *buf, size_t cap, uint32_t id, uint64_t caps,
+		       const char *text);
+long proto_build_exec(void *buf, size_t cap, uint32_t id,
+		      const struct proto_exec_req *req);
+long proto_build_kill(void *buf, size_t cap, uint32_t id, uint32_t sig);
+/* LIST, STAT, EXISTS. */
+long proto_build_path(void *buf, size_t cap, uint16_t type, uint32_t id,
+		      const char *path);
+long proto_build_write_open(void *buf, size_t cap, uint32_t id,
+			    const char *path, uint32_t mode, uint32_t flags);
+long proto_build_read_open(void *buf, size_t cap, uint32_t id, const char *path,
+			   uint64_t offset, uint64_t length);
+long proto_build_mkdir(void *buf, size_t cap, uint32_t id, const char *path,
+		       uint32_t mode, uint32_t flags);
+long proto_build_rename(void *buf, size_t cap, uint32_t id, const char *from,
+			const char *to);
+long proto_build_remove(void *buf, size_t cap, uint32_t id, const char *path,
+			uint32_t flags);
+
+/*
+ * Parsers for the agent's frames: 0, or -EBADMSG when the payload does
+ * not have exactly the expected shape. Strings point into the frame.
+ */
+int proto_parse_hello(const struct proto_frame *f, uint32_t *version,
+		      uint64_t *caps, const char **text);
+int proto_parse_error(const struct proto_frame *f, uint32_t *code,
+		      const char **msg);
+int proto_parse_exit(const struct proto_frame *f, struct proto_exit *e);
+int proto_parse_stat(const struct proto_frame *f, struct proto_stat *st);
+/* OK with a count (WRITE_END, LIST), READ_END; empty OK gives 0. */
+int proto_parse_u64(const struct proto_frame *f, uint64_t *v);
+int proto_parse_clean(const struct proto_frame *f, uint32_t *killed,
+		      uint64_t *removed);
+int proto_parse_exists(const struct proto_frame *f, bool *yes);
+/* The next DIR_ENTRIES entry: 1, 0 at the end, or -EBADMSG. */
+int proto_next_entry(struct proto_cur *c, struct proto_stat *st,
+		     const char **name);
+/*
+ * Check any frame the agent sent: a known agent-to-host type whose
+ * payload has that type's shape. A host relaying an untrusted guest's
+ * frames uses this before acting on them; 0 or -EBADMSG.
+ */
+int proto_check_reply(const struct proto_frame *f);
 
 #endif

@@ -269,7 +269,7 @@ static void *drain_replies(void *arg)
 		proto_reader_commit(&rd, n);
 		while ((r = proto_reader_next(&rd, &f)) != 0) {
 			d->frames++;
-			if (r < 0 || f.type < PROTO_OK)
+			if (r < 0 || proto_check_reply(&f))
 				d->bad_reply = true;
 			if (r > 0 && f.id == LAST_ID && f.type == PROTO_PONG)
 				goto out;

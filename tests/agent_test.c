@@ -435,6 +435,26 @@ Test(agent, file_errors_map_to_clear_codes)
 	cr_assert_eq(t.c.err_code, PROTO_E_NOT_DIR);
 }
 
+Test(agent, failed_write_absorbs_its_chunks_and_end)
+{
+	struct proto_frame f;
+	uint8_t frame[64];
+	uint32_t id;
+
+	cr_assert_eq(proto_client_mkdir(&t.c, "dir", 0, 0), 0);
+	cr_assert_eq(put_text("dir", "some bytes", 0), -EISDIR);
+
+	/* Nothing else may follow that write's one ERROR. */
+	id = proto_client_new_id(&t.c);
+	cr_assert_eq(
+	    proto_client_send(&t.c, frame,
+			      agent_frame(frame, PROTO_PING, 0, id, NULL, 0)),
+	    0);
+	cr_assert_eq(proto_client_recv(&t.c, &f), 0);
+	cr_assert_eq(f.type, PROTO_PONG, "got %s", proto_type_name(f.type));
+	cr_assert_eq(f.id, id);
+}
+
 Test(agent, deep_tree_is_removed)
 {
 	char path[4096] = "deep";

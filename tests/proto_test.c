@@ -167,3 +167,99 @@ Test(proto, errno_maps_to_stable_codes_and_back)
 	cr_assert_str_eq(proto_type_name(PROTO_EXEC), "EXEC");
 	cr_assert_str_eq(proto_type_name(0xffff), "?");
 }
+
+Test(proto, exec_builder_round_trips_through_the_reader)
+{
+	static const char *const argv[] = {"ls", "-l", NULL};
+	static const char *const env[] = {"A=b", NULL};
+	struct proto_exec_req req = {.argv = argv,
+				     .env = env,
+				     .cwd = "/w",
+				     .timeout_ns = 5,
+				     .stdin_data = ""};
+	struct proto_frame f;
+	struct proto_cur c;
+	long n = proto_build_exec(buf, sizeof(buf), 3, &req);
+
+	cr_assert_gt(n, 0);
+	proto_get_header(buf, &f);
+	cr_assert_eq(f.type, PROTO_EXEC);
+	proto_cur_init(&c, &f);
+	cr_assert_eq(proto_get_u32(&c), PROTO_EXEC_STDIN);
+	cr_assert_eq(proto_get_u64(&c), 5);
+	cr_assert_str_eq(proto_get_str(&c, 99), "/w");
+	cr_assert_eq(proto_get_u32(&c), 2);
+	cr_assert_str_eq(proto_get_str(&c, 99), "ls");
+	cr_assert_str_eq(proto_get_str(&c, 99), "-l");
+	cr_assert_eq(proto_get_u32(&c), 1);
+	cr_assert_str_eq(proto_get_str(&c, 99), "A=b");
+	cr_assert_eq(proto_cur_done(&c), 0);
+}
+
+Test(proto, builders_refuse_what_does_not_fit)
+{
+	uint8_t small[32];
+
+	cr_assert_eq(proto_build_path(small, sizeof(small), PROTO_STAT, 1,
+				      "a/rather/long/path/name/here"),
+		     -EMSGSIZE);
+	cr_assert_eq(proto_build_data(buf, sizeof(buf), PROTO_STDIN, 0, 1, buf,
+				      PROTO_MAX_PAYLOAD + 1),
+		     -EMSGSIZE);
+}
+
+static struct proto_frame frame_of(uint16_t type, const void *p, size_t n)
+{
+	struct proto_frame f = {.len = n, .type = type, .payload = p};
+
+	return f;
+}
+
+Test(proto, reply_checker_accepts_well_formed_replies)
+{
+	struct proto_frame f;
+	struct proto_msg m;
+
+	proto_msg_begin(&m, buf, sizeof(buf), PROTO_EXIT, 0, 1);
+	proto_put_u8(&m, PROTO_SIGNALED);
+	proto_put_u32(&m, 9);
+	proto_put_u64(&m, 1000);
+	proto_msg_end(&m);
+	proto_get_header(buf, &f);
+	cr_assert_eq(proto_check_reply(&f), 0);
+
+	proto_msg_begin(&m, buf, sizeof(buf), PROTO_DIR_ENTRIES, 0, 1);
+	for (int i = 0; i < 3; i++) {
+		proto_put_u8(&m, PROTO_KIND_FILE);
+		proto_put_u32(&m, 0644);
+		proto_put_u64(&m, 10);
+		proto_put_u64(&m, 0);
+		proto_put_str(&m, "name");
+	}
+	proto_msg_end(&m);
+	proto_get_header(buf, &f);
+	cr_assert_eq(proto_check_reply(&f), 0);
+	f.len -= 1;
+	cr_assert_eq(proto_check_reply(&f), -EBADMSG);
+}
+
+Test(proto, reply_checker_rejects_malformed_replies)
+{
+	static const uint8_t junk[16] = {0xff, 0xff, 0xff, 0xff};
+	struct proto_frame f;
+
+	f = frame_of(PROTO_EXIT, junk, 13);
+	cr_assert_eq(proto_check_reply(&f), -EBADMSG, "bad exit kind");
+	f = frame_of(PROTO_PONG, junk, 1);
+	cr_assert_eq(proto_check_reply(&f), -EBADMSG);
+	f = frame_of(PROTO_ERROR, junk, 8);
+	cr_assert_eq(proto_check_reply(&f), -EBADMSG);
+	f = frame_of(PROTO_EXISTS_REPLY, junk + 4, 1);
+	cr_assert_eq(proto_check_reply(&f), 0);
+	f = frame_of(PROTO_EXISTS_REPLY, junk, 1);
+	cr_assert_eq(proto_check_reply(&f), -EBADMSG);
+	f = frame_of(PROTO_EXEC, junk, 0);
+	cr_assert_eq(proto_check_reply(&f), -EBADMSG, "a request type");
+	f = frame_of(PROTO_READ_END, junk, 4);
+	cr_assert_eq(proto_check_reply(&f), -EBADMSG);
+}
