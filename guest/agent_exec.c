@@ -207,6 +207,15 @@ static void remember_group(struct agent *a, pid_t pgid)
 		a->groups[a->ngroups++] = pgid;
 }
 
+/* Move an fd out of the set that is closed on the way out. */
+static int take_fd(int *fd)
+{
+	int taken = *fd;
+
+	*fd = -1;
+	return taken;
+}
+
 static void set_nonblock(int fd)
 {
 	if (fd >= 0)
@@ -240,11 +249,9 @@ static int spawn(struct agent *a, struct agent_req *r,
 		goto out_close;
 
 	r->x.pid = pid;
-	r->x.out_fd = p.out[0], p.out[0] = -1;
-	r->x.err_fd = p.err[0], p.err[0] = -1;
-	r->x.in_fd = (e->flags & PROTO_EXEC_STDIN) ? p.in[1] : -1;
-	if (r->x.in_fd >= 0)
-		p.in[1] = -1;
+	r->x.out_fd = take_fd(&p.out[0]);
+	r->x.err_fd = take_fd(&p.err[0]);
+	r->x.in_fd = (e->flags & PROTO_EXEC_STDIN) ? take_fd(&p.in[1]) : -1;
 	set_nonblock(r->x.out_fd);
 	set_nonblock(r->x.err_fd);
 	set_nonblock(r->x.in_fd);

@@ -297,12 +297,14 @@ static int empty_level(int dir, char *sub, uint64_t *count)
 	while (!r && (e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		if (!unlinkat(dir, e->d_name, 0))
+		if (!unlinkat(dir, e->d_name, 0)) {
 			(*count)++;
-		else if (errno == EISDIR)
-			r = 1, strcpy(sub, e->d_name);
-		else if (errno != ENOENT)
+		} else if (errno == EISDIR) {
+			strcpy(sub, e->d_name);
+			r = 1;
+		} else if (errno != ENOENT) {
 			r = -errno;
+		}
 	}
 	closedir(d);
 	return r;

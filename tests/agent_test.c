@@ -1,5 +1,6 @@
 /* Tests for the guest agent: every request, run as a native child. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -647,4 +648,45 @@ Test(agent, shutdown_answers_then_exits)
 	t.pid = -1;
 	proto_client_free(&t.c);
 	close(t.fd);
+}
+
+static int count_fds(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	cr_assert_not_null(d);
+	while ((e = readdir(d)))
+		n++;
+	closedir(d);
+	return n;
+}
+
+Test(agent, many_requests_leak_no_descriptors)
+{
+	struct agent_output o;
+	struct proto_exit res;
+	char buf[8] = "";
+	int before;
+
+	cr_assert_eq(sh("true", &o, &res), 0);
+	before = count_fds(t.pid);
+	for (int i = 0; i < 200; i++) {
+		cr_assert_eq(sh(i % 2 ? "true" : "echo x; exit 1", &o, &res),
+			     0);
+		cr_assert_eq(put_text("f", "x", 0), 0);
+		cr_assert_eq(
+		    proto_client_read(&t.c, "f", 0, 0, str_sink, buf, NULL), 0);
+		buf[0] = '\0';
+		cr_assert_eq(put_text("dir", "x", 0), 0);
+		cr_assert_eq(
+		    proto_client_stat(&t.c, "nope", &(struct proto_stat){0}),
+		    -ENOENT);
+		cr_assert_eq(proto_client_remove(&t.c, "dir", 0), 0);
+	}
+	cr_assert_eq(count_fds(t.pid), before);
 }

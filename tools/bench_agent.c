@@ -356,6 +356,30 @@ static int bench_files(struct target *t, const struct config *cfg)
 	return 0;
 }
 
+static int parse_opt(int c, const char *arg, struct config *cfg)
+{
+	uint64_t v;
+
+	switch (c) {
+	case 'n':
+		if (parse_u64(arg, 1, 1000000, &v))
+			return -EINVAL;
+		cfg->runs = v;
+		return 0;
+	case 's':
+		return parse_size(arg, &cfg->size) || !cfg->size ? -EINVAL : 0;
+	case 'd':
+		cfg->dir = arg;
+		return 0;
+	case 'N':
+		cfg->ns = true;
+		if (arg)
+			snprintf(cfg->image, sizeof(cfg->image), "%s", arg);
+		return 0;
+	}
+	return -EINVAL;
+}
+
 static int parse_args(int argc, char **argv, struct config *cfg)
 {
 	static const struct option longopts[] = {
@@ -365,25 +389,11 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 	    {"ns", optional_argument, NULL, 'N'},
 	    {0},
 	};
-	uint64_t v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "n:s:d:", longopts, NULL)) != -1) {
-		if (c == 'n' && parse_u64(optarg, 1, 1000000, &v) == 0)
-			cfg->runs = v;
-		else if (c == 's' && parse_size(optarg, &cfg->size) == 0 &&
-			 cfg->size)
-			continue;
-		else if (c == 'd')
-			cfg->dir = optarg;
-		else if (c == 'N' && optarg)
-			cfg->ns = true,
-			snprintf(cfg->image, sizeof(cfg->image), "%s", optarg);
-		else if (c == 'N')
-			cfg->ns = true;
-		else
+	while ((c = getopt_long(argc, argv, "n:s:d:", longopts, NULL)) != -1)
+		if (parse_opt(c, optarg, cfg))
 			return -EINVAL;
-	}
 	return optind == argc ? 0 : -EINVAL;
 }
 
