@@ -2,6 +2,7 @@
 #include "shm/fault.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,8 @@ int fault_arm(const char *name, unsigned nth, enum fault_action action)
 {
 	const char *known = name ? known_name(name) : NULL;
 
+	if (!VMPOOL_FAULT_POINTS)
+		return -EOPNOTSUPP;
 	if (!known || nth == 0 || action > FAULT_EXIT)
 		return -EINVAL;
 
@@ -115,6 +118,20 @@ int fault_arm_from_env(void)
 	const char *spec = getenv("VMPOOL_FAULT");
 
 	return spec && *spec ? fault_arm_spec(spec) : 0;
+}
+
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+static int env_result;
+
+static void arm_env(void)
+{
+	env_result = fault_arm_from_env();
+}
+
+int fault_arm_from_env_once(void)
+{
+	pthread_once(&env_once, arm_env);
+	return env_result;
 }
 
 static void act(enum fault_action action)

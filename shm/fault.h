@@ -43,7 +43,8 @@ extern int fault_armed;
 
 /* Act at the nth time (1 = first) `name` is passed; "*" counts passes
  * of any point. Up to 8 points may be armed at once. 0, or -EINVAL for
- * an unknown name or nth of 0, -ENOSPC when 8 are armed. */
+ * an unknown name or nth of 0, -ENOSPC when 8 are armed, -EOPNOTSUPP
+ * when the build has no fault points. */
 int fault_arm(const char *name, unsigned nth, enum fault_action action);
 void fault_disarm_all(void);
 
@@ -52,6 +53,10 @@ void fault_disarm_all(void);
 int fault_arm_spec(const char *spec);
 /* fault_arm_spec(getenv("VMPOOL_FAULT")) if set; 0 when unset. */
 int fault_arm_from_env(void);
+/* The same, done once per process and its result remembered: called by
+ * shm_create and shm_attach, so every pool process honours the variable.
+ * -EOPNOTSUPP when the build has no fault points. */
+int fault_arm_from_env_once(void);
 
 /* Called by FAULT_POINT when something is armed. */
 void fault_pass(const char *name);

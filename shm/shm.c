@@ -129,6 +129,8 @@ int shm_create(const char *name, uint32_t nslots, const struct pool_config *cfg,
 	int fd, rc;
 
 	rc = shm_path(name, path, sizeof(path));
+	if (!rc)
+		rc = fault_arm_from_env_once();
 	if (rc)
 		return rc;
 	if (nslots == 0 || nslots > SHM_MAX_SLOTS ||
@@ -205,6 +207,8 @@ int shm_attach(const char *name, enum shm_mode mode, struct shm **out)
 	int fd, rc;
 
 	rc = shm_path(name, path, sizeof(path));
+	if (!rc)
+		rc = fault_arm_from_env_once();
 	if (rc)
 		return rc;
 
@@ -356,7 +360,9 @@ const char *shm_strerror(int err)
 	case SHM_ENOTREADY:
 		return "vmpool segment not initialised yet, or busy";
 	case SHM_EBADNAME:
-		return "invalid pool name or argument";
+		return "invalid pool name or argument, or VMPOOL_FAULT spec";
+	case -EOPNOTSUPP:
+		return "VMPOOL_FAULT set, but built without fault points";
 	default:
 		return strerror(-err);
 	}

@@ -30,7 +30,9 @@ int shm_create(const char *name, uint32_t nslots, const struct pool_config *cfg,
 	       struct shm **out);
 
 /* Map an existing segment, checking magic, version and size. SHM_RO maps
- * it PROT_READ: such a handle can snapshot but never lock. */
+ * it PROT_READ: such a handle can snapshot but never lock.
+ * Both calls first arm the fault points named in VMPOOL_FAULT (see
+ * shm/fault.h), failing with its error when the spec is bad. */
 int shm_attach(const char *name, enum shm_mode mode, struct shm **out);
 void shm_detach(struct shm *shm);
 int shm_unlink_name(const char *name);

@@ -133,6 +133,7 @@ Test(shm, death_mid_acquire_leaves_the_vm_idle)
 
 Test(shm, fault_specs_are_parsed_and_checked)
 {
+	skip_without_fault_points();
 	cr_assert_eq(fault_arm_spec("lock.held"), 0);
 	cr_assert_eq(fault_arm_spec("release.moved:3:exit"), 0);
 	cr_assert_eq(fault_arm_spec("*:50:kill"), 0);
@@ -142,6 +143,31 @@ Test(shm, fault_specs_are_parsed_and_checked)
 	cr_assert_eq(fault_arm_spec("lock.held:2:kill:more"), -EINVAL);
 	fault_disarm_all();
 	cr_assert_eq(fault_armed, 0);
+}
+
+/* shm_create and shm_attach arm from the variable too, once per process
+ * (this one's was used up when the test made its pool). */
+Test(shm, fault_env_variable_arms_a_process)
+{
+	struct pool_config cfg = test_config();
+	char name[SHM_NAME_MAX + 1];
+	struct shm *rw = NULL;
+	uint32_t slot;
+	pid_t pid;
+
+	skip_without_fault_points();
+	test_pool_named(4, &cfg, name);
+	pid = fork();
+	if (pid == 0) {
+		setenv("VMPOOL_FAULT", "acquire_miss.left:1:exit", 1);
+		if (fault_arm_from_env() < 0 ||
+		    shm_attach(name, SHM_RW, &rw) < 0)
+			_exit(1);
+		pool_acquire(rw, 1, 10, &slot);
+		_exit(EXIT_UNREACHED);
+	}
+	assert_died_as_armed(pid, "acquire_miss.left", FAULT_EXIT);
+	shm_unlink_name(name);
 }
 
 /* Arm a random point (or, failing that, the nth pass of any) and work
