@@ -1,5 +1,16 @@
 # Operator tools: vmpool-bench and friends.
+
+
+def testhost_targets(b):
+    """bin/vmpool-testhost: a link to the script, which finds its helper
+    files under tools/testhost/ through it."""
+    src = "tools/vmpool-testhost"
+    b.custom([b.out("bin/vmpool-testhost")], [src],
+             "ln -sfn %s/%s $out" % (b.top, src), "LN $out")
+
+
 def targets(b):
+    testhost_targets(b)
     b.program("vmpool-bench", ["tools/bench.c", "tools/bench_agent.c",
                                "tools/bench_ns.c",
                                "tools/bench_virtio.c",
