@@ -121,6 +121,14 @@ static int init_segment(struct shm_segment *seg, uint32_t nslots,
 	return 0;
 }
 
+static int check_create(uint32_t nslots, const struct pool_config *cfg)
+{
+	if (nslots == 0 || nslots > SHM_MAX_SLOTS ||
+	    pool_config_validate(cfg, nslots, NULL, 0))
+		return -EINVAL;
+	return fault_arm_from_env_once();
+}
+
 int shm_create(const char *name, uint32_t nslots, const struct pool_config *cfg,
 	       struct shm **out)
 {
@@ -130,12 +138,9 @@ int shm_create(const char *name, uint32_t nslots, const struct pool_config *cfg,
 
 	rc = shm_path(name, path, sizeof(path));
 	if (!rc)
-		rc = fault_arm_from_env_once();
+		rc = check_create(nslots, cfg);
 	if (rc)
 		return rc;
-	if (nslots == 0 || nslots > SHM_MAX_SLOTS ||
-	    pool_config_validate(cfg, nslots, NULL, 0))
-		return -EINVAL;
 
 	fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (fd < 0)
