@@ -107,7 +107,7 @@ static int parse_exec(const struct proto_frame *f, struct exec_args *e)
 
 /* The pipes and fds a command is started with; -1 when not open. */
 struct exec_fds {
-	int in[2], out[2], err[2], status[2];
+	int in[2], out[2], err[2];
 	int cwd;
 };
 
@@ -124,7 +124,6 @@ static void close_fds(struct exec_fds *p)
 		close_fd(&p->in[i]);
 		close_fd(&p->out[i]);
 		close_fd(&p->err[i]);
-		close_fd(&p->status[i]);
 	}
 	close_fd(&p->cwd);
 }
@@ -145,51 +144,55 @@ static int open_fds(struct agent *a, const struct exec_args *e,
 	} else if ((p->in[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
 		return -errno;
 	}
-	if (pipe2(p->out, O_CLOEXEC) < 0 || pipe2(p->err, O_CLOEXEC) < 0 ||
-	    pipe2(p->status, O_CLOEXEC) < 0)
+	if (pipe2(p->out, O_CLOEXEC) < 0 || pipe2(p->err, O_CLOEXEC) < 0)
 		return -errno;
 	return 0;
 }
+
+/* Set by a vforked child whose exec failed; the parent reads it once
+ * the child has exited, since the two share memory until the exec. */
+static volatile int child_errno;
 
 static void __attribute__((noreturn))
 run_child(const struct exec_args *e, const struct exec_fds *p)
 {
 	sigset_t none;
-	int err;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
 	setpgid(0, 0);
 
-	if (dup2(p->in[0], 0) < 0 || dup2(p->out[1], 1) < 0 ||
-	    dup2(p->err[1], 2) < 0 || fchdir(p->cwd) < 0)
-		goto fail;
-
-	environ = e->env;
-	execvp(e->argv[0], e->argv);
-fail:
-	err = errno;
-	if (write(p->status[1], &err, sizeof(err)) < 0)
-		_exit(127);
+	if (dup2(p->in[0], 0) >= 0 && dup2(p->out[1], 1) >= 0 &&
+	    dup2(p->err[1], 2) >= 0 && fchdir(p->cwd) >= 0) {
+		environ = e->env;
+		execvp(e->argv[0], e->argv);
+	}
+	child_errno = errno ? errno : EIO;
 	_exit(127);
 }
 
-/* Wait for the child's exec: 0 once it ran, or the -errno it failed with. */
-static int exec_result(pid_t pid, struct exec_fds *p)
+/*
+ * vfork: the parent sleeps until the child has exec'd or exited, so an
+ * exec failure is known before the request is answered, and no page of
+ * the agent is copied (a page fault costs dearly in a nested guest).
+ */
+static pid_t start_child(const struct exec_args *e, const struct exec_fds *p,
+			 int *err)
 {
-	int err = 0;
-	ssize_t n;
+	char **env = environ;
+	pid_t pid;
 
-	close_fd(&p->status[1]);
-	do
-		n = read(p->status[0], &err, sizeof(err));
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
-		return 0;
+	child_errno = 0;
+	pid = vfork();
+	if (pid == 0)
+		run_child(e, p);
 
-	waitpid(pid, NULL, 0);
-	return err > 0 ? -err : -EIO;
+	environ = env;
+	*err = pid < 0 ? -errno : -child_errno;
+	if (pid > 0 && *err)
+		waitpid(pid, NULL, 0);
+	return pid;
 }
 
 static void remember_group(struct agent *a, pid_t pgid)
@@ -233,18 +236,8 @@ static int spawn(struct agent *a, struct agent_req *r,
 	if (err)
 		goto out_close;
 
-	pid = fork();
-	if (pid < 0) {
-		err = -errno;
-		goto out_close;
-	}
-	if (pid == 0)
-		run_child(e, &p);
-
-	/* Both sides set the group so that no kill can race the child. */
-	setpgid(pid, pid);
 	*what = e->argv[0];
-	err = exec_result(pid, &p);
+	pid = start_child(e, &p, &err);
 	if (err)
 		goto out_close;
 
