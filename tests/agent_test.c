@@ -150,6 +150,20 @@ Test(agent, timeout_kills_the_process_group_and_agent_stays_usable)
 	cr_assert_eq(proto_client_ping(&t.c), 0);
 }
 
+Test(agent, exit_is_reported_while_a_background_child_holds_stdout)
+{
+	struct agent_output o;
+	struct proto_exit res;
+	pid_t bg;
+
+	cr_assert_eq(sh("sleep 1000 & echo $!", &o, &res), 0);
+	cr_assert_eq(res.kind, PROTO_EXITED);
+	bg = atoi(o.out);
+	cr_assert_gt(bg, 0);
+	cr_assert_eq(kill(bg, 0), 0, "the background sleep should still run");
+	cr_assert_eq(proto_client_ping(&t.c), 0);
+}
+
 Test(agent, exec_gets_clean_env_plus_request_env_and_cwd)
 {
 	static const char *const argv[] = {
