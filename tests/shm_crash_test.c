@@ -172,7 +172,7 @@ Test(shm, fault_env_variable_arms_a_process)
 
 /* Arm a random point (or, failing that, the nth pass of any) and work
  * until death, checking the invariants after every repair. */
-static void random_child(struct shm *shm, uint64_t seed)
+static void random_child(struct shm *shm, uint64_t seed, int pause)
 {
 	uint64_t rng = seed * 0x9e3779b97f4a7c15ull | 1;
 	int npoints = 0;
@@ -195,6 +195,8 @@ static void random_child(struct shm *shm, uint64_t seed)
 		if (rc >= 0)
 			shm_unlock(shm);
 		test_random_op(shm, &rng);
+		for (volatile int spin = 0; spin < pause; spin++)
+			;
 	}
 }
 
@@ -228,7 +230,7 @@ Test(shm, ten_thousand_random_deaths_keep_every_invariant, .timeout = 600)
 
 			cr_assert_neq(pid, -1);
 			if (pid == 0)
-				random_child(shm, seed);
+				random_child(shm, seed, 0);
 			seed++;
 		}
 		reap_one(&deaths);
@@ -288,5 +290,44 @@ Test(shm, snapshots_are_never_torn_while_writers_run, .timeout = 60)
 	waitpid(-1, &status, 0);
 	cr_log_info("%d snapshots checked, %d gave up", copies, busy);
 	cr_assert_gt(copies, 100);
+	free(buf);
+}
+
+/* Keep `procs` random dying children running until `deaths` have died,
+ * snapshotting between reaps; every snapshot taken must be whole. */
+Test(shm, snapshots_stay_whole_while_writers_die, .timeout = 300)
+{
+	struct pool_config cfg = test_config();
+	int deaths = 0, live = 0, copies = 0, status;
+	struct shm *shm = NULL;
+	uint64_t seed = 5000;
+	char *buf = NULL;
+	char why[200];
+
+	skip_without_fault_points();
+	cfg.max_idle_ns = 200000;
+	shm = test_pool(16, &cfg);
+	buf = malloc(shm_size(shm));
+
+	while (deaths < 500) {
+		for (; live < 2; live++, seed++) {
+			if (fork() == 0)
+				random_child(shm, seed, 2000);
+		}
+		if (waitpid(-1, &status, WNOHANG) > 0) {
+			deaths++;
+			live--;
+		}
+		if (shm_snapshot(shm, buf, shm_size(shm)) < 0)
+			continue;
+		copies++;
+		cr_assert_eq(
+		    pool_check_invariants((void *)buf, why, sizeof(why)), 0,
+		    "snapshot %d: %s", copies, why);
+	}
+	while (live-- > 0)
+		wait(&status);
+	cr_log_info("%d snapshots checked across %d deaths", copies, deaths);
+	cr_assert_gt(copies, 0);
 	free(buf);
 }
