@@ -54,7 +54,8 @@ enum pool_event_kind {
 	PEV_READY,     /* value: boot time in ns */
 	PEV_BOOT_FAIL, /* value: boot time in ns */
 	PEV_HIT,       /* value: generation */
-	PEV_MISS,      /* value: generation the boot will get */
+	PEV_MISS,      /* value: generation the boot will get; slot
+			* SHM_NO_SLOT when no slot was free */
 	PEV_RELEASE,   /* value: lease time in ns */
 	PEV_RECYCLED,  /* value: recycle time in ns */
 	PEV_EVICT,     /* value: enum evict_reason */
@@ -114,7 +115,7 @@ struct shm_slot {
 struct pool_counters {
 	uint64_t hits;
 	uint64_t misses;
-	uint64_t evictions; /* expired, capacity, unhealthy, asked */
+	uint64_t evictions; /* as the seed: expiry, capacity, recycle */
 	uint64_t idle;	    /* derived: slots in SLOT_IDLE */
 	uint64_t in_use;    /* derived: leased, or booting for a lease */
 	uint64_t boots;	    /* started */

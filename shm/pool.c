@@ -222,6 +222,7 @@ static int acquire_locked(struct shm_segment *seg, uint32_t uid, uint64_t now,
 	if (*slot == SHM_NO_SLOT) {
 		/* As in the seed, a miss whose boot cannot start counts. */
 		seg->stats.c.misses++;
+		slot_event_add(seg, PEV_MISS, SHM_NO_SLOT, 0, now);
 		return -EAGAIN;
 	}
 	reserve_boot(seg, *slot, BOOT_LEASE, uid, &acquire_miss_pts, now);
