@@ -20,7 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHM_MAGIC	 0x4c4f4f504d4d5600ull /* "\0VMMPOOL" */
+#define SHM_MAGIC 0x4c4f4f504d4d5600ull /* "\0VMMPOOL" */
+/* Any change to the structs below bumps the ABI version. */
 #define SHM_ABI_VERSION	 1
 #define SHM_MAX_SLOTS	 4096
 #define SHM_EVENTS	 256 /* a power of two */
