@@ -1,0 +1,643 @@
+/* Workers as an explicit state machine: spawn, messages, reap, replenish. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "supervisor/spawn.h"
+#include "supervisor/supervisor.h"
+
+static const char *const wstate_names[W_NSTATES] = {
+    "booting", "idle", "leased", "stopping", "gone",
+};
+
+static const char *const wevent_names[WEV_NEVENTS] = {
+    "READY", "BOOT_FAIL", "RECYCLED", "EVICTED",
+    "lease", "stop",	  "exit",     "kill",
+};
+
+/* The slot's state in the pool, read under the lock. */
+static int slot_state(struct sv *sv, uint32_t slot)
+{
+	int state;
+
+	if (shm_lock(sv->shm) < 0)
+		return -1;
+	state = shm_slots(shm_segment(sv->shm))[slot].state;
+	shm_unlock(sv->shm);
+	return state;
+}
+
+static int send_ctl(int fd, const struct ctl_msg *m, int pass_fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+	struct iovec iov = {.iov_base = (void *)m, .iov_len = sizeof(*m)};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct cmsghdr *c;
+
+	if (pass_fd >= 0) {
+		msg.msg_control = cbuf;
+		msg.msg_controllen = sizeof(cbuf);
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+	}
+
+	if (sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		return -errno;
+	return 0;
+}
+
+int sv_worker_lease(struct sv_worker *w, int fd, uint32_t uid, uint32_t id,
+		    uint64_t t0)
+{
+	struct ctl_msg m = {
+	    .type = CTL_LEASE,
+	    .slot = w->slot,
+	    .uid = uid,
+	    .id = id,
+	    .t0 = t0,
+	};
+
+	if (shm_lock(w->sv->shm) >= 0) {
+		m.generation =
+		    shm_slots(shm_segment(w->sv->shm))[w->slot].generation;
+		shm_unlock(w->sv->shm);
+	}
+	return send_ctl(w->ctl_fd, &m, fd);
+}
+
+/* --- actions: each returns the worker's next state --- */
+
+static enum sv_wstate ignore(struct sv_worker *w)
+{
+	return w->state;
+}
+
+static enum sv_wstate do_stop(struct sv_worker *w)
+{
+	struct ctl_msg m = {.type = CTL_STOP, .slot = w->slot};
+	int rc = send_ctl(w->ctl_fd, &m, -1);
+
+	if (rc)
+		pr_debug("slot %u: CTL_STOP not sent: %s", w->slot,
+			 strerror(-rc));
+	w->stop_ns = now_ns();
+	return W_STOPPING;
+}
+
+static enum sv_wstate do_kill(struct sv_worker *w)
+{
+	pr_warn("slot %u: worker %d did not stop; killing it", w->slot,
+		(int)w->pid);
+	if (pidfd_send_signal(w->pidfd, SIGKILL, NULL, 0) < 0)
+		pr_debug("slot %u: pidfd_send_signal: %s", w->slot,
+			 strerror(errno));
+	w->killed = true;
+	return W_STOPPING;
+}
+
+static enum sv_wstate violation(struct sv_worker *w)
+{
+	pr_warn("slot %u: worker %d broke the control protocol; stopping it",
+		w->slot, (int)w->pid);
+	return do_stop(w);
+}
+
+/* A VM leased before anyone could take it (the tenant gave up or left)
+ * gets a connection already closed at the far end: the worker sees a
+ * tenant leave at once and puts the VM back in the idle ring. */
+static void orphan_lease(struct sv_worker *w)
+{
+	int sp[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+		do_stop(w);
+		return;
+	}
+	close(sp[1]);
+	if (sv_worker_lease(w, sp[0], 0, 0, now_ns()) < 0)
+		do_stop(w);
+	close(sp[0]);
+}
+
+static enum sv_wstate on_ready(struct sv_worker *w)
+{
+	struct sv *sv = w->sv;
+	int state = slot_state(sv, w->slot);
+
+	sv->boot_failures = 0;
+	pr_debug("slot %u: worker %d ready (%s)", w->slot, (int)w->pid,
+		 shm_state_name(state));
+
+	if (state == SLOT_IDLE)
+		return sv->draining ? do_stop(w) : W_IDLE;
+	if (state != SLOT_LEASED)
+		return do_stop(w);
+
+	if (w->parked) {
+		struct sv_tenant *t = w->parked;
+
+		w->parked = NULL;
+		sv_tenant_boot_ready(t, w);
+	} else {
+		orphan_lease(w);
+	}
+	return w->state == W_STOPPING ? W_STOPPING : W_LEASED;
+}
+
+static enum sv_wstate on_boot_fail(struct sv_worker *w)
+{
+	pr_warn("slot %u: worker %d failed to boot: %s", w->slot, (int)w->pid,
+		w->why);
+	w->boot_failed = true;
+	if (w->parked) {
+		sv_tenant_boot_lost(w->parked, w->why);
+		w->parked = NULL;
+	}
+	/* It exits by itself; the stop time starts the kill clock. */
+	w->stop_ns = now_ns();
+	return W_STOPPING;
+}
+
+static enum sv_wstate on_recycled(struct sv_worker *w)
+{
+	return w->sv->draining ? do_stop(w) : W_IDLE;
+}
+
+static enum sv_wstate on_evicted(struct sv_worker *w)
+{
+	pr_debug("slot %u: worker %d evicted its VM", w->slot, (int)w->pid);
+	w->stop_ns = now_ns();
+	return W_STOPPING;
+}
+
+static enum sv_wstate on_lease(struct sv_worker *w)
+{
+	return W_LEASED;
+}
+
+static void count_boot_failure(struct sv *sv, struct sv_worker *w)
+{
+	uint64_t delay;
+
+	if (w->exit_code == WORKER_EXIT_PERMFAIL) {
+		sv->permfail = true;
+		snprintf(sv->permfail_why, sizeof(sv->permfail_why),
+			 "worker exited %d (permanent failure)%s%s",
+			 w->exit_code, w->why[0] ? ": " : "", w->why);
+		pr_err("pool %s stops booting VMs: %s", sv->opt.name,
+		       sv->permfail_why);
+		return;
+	}
+
+	sv->boot_failures++;
+	delay = SV_BACKOFF_MIN << MIN(sv->boot_failures - 1, 20u);
+	delay = MIN(delay, SV_BACKOFF_MAX);
+	sv->boot_resume_ns = now_ns() + delay;
+	pr_warn("slot %u: boot failed (exit %d), %u in a row; next boot in "
+		"%llu ms",
+		w->slot, w->exit_code, sv->boot_failures,
+		(unsigned long long)(delay / 1000000));
+}
+
+static void note_exit(struct sv *sv, struct sv_worker *w)
+{
+	bool booting = w->state == W_BOOTING || w->boot_failed;
+
+	if (booting) {
+		count_boot_failure(sv, w);
+		if (w->parked)
+			sv_tenant_boot_lost(w->parked,
+					    "the VM's worker died booting");
+		w->parked = NULL;
+		return;
+	}
+	if (w->state != W_STOPPING || (w->exit_code && !w->killed)) {
+		pr_warn("slot %u: worker %d died (%s, exit %d)", w->slot,
+			(int)w->pid, wstate_names[w->state], w->exit_code);
+		sv->respawns_due++;
+	}
+}
+
+static enum sv_wstate on_gone(struct sv_worker *w)
+{
+	struct sv *sv = w->sv;
+	int rc;
+
+	note_exit(sv, w);
+
+	rc = pool_exit(sv->shm, w->slot, now_ns());
+	if (rc)
+		pr_warn("slot %u: pool_exit: %s", w->slot, shm_strerror(rc));
+	sv->by_slot[w->slot] = NULL;
+
+	sv_loop_cancel(&sv->loop, &w->ctl_op);
+	close(w->ctl_fd);
+	close(w->pidfd);
+	w->ctl_fd = w->pidfd = -1;
+	return W_GONE;
+}
+
+typedef enum sv_wstate (*action_fn)(struct sv_worker *w);
+
+/* state x event -> action. The action returns the next state. */
+static const action_fn transitions[W_NSTATES][WEV_NEVENTS] = {
+    [W_BOOTING] =
+	{
+	    [WEV_READY] = on_ready,
+	    [WEV_BOOT_FAIL] = on_boot_fail,
+	    [WEV_RECYCLED] = violation,
+	    [WEV_EVICTED] = violation,
+	    [WEV_LEASE] = violation,
+	    [WEV_STOP] = do_stop,
+	    [WEV_EXIT] = on_gone,
+	    [WEV_KILL] = ignore,
+	},
+    [W_IDLE] =
+	{
+	    [WEV_READY] = violation,
+	    [WEV_BOOT_FAIL] = violation,
+	    [WEV_RECYCLED] = violation,
+	    [WEV_EVICTED] = violation,
+	    [WEV_LEASE] = on_lease,
+	    [WEV_STOP] = do_stop,
+	    [WEV_EXIT] = on_gone,
+	    [WEV_KILL] = ignore,
+	},
+    [W_LEASED] =
+	{
+	    [WEV_READY] = violation,
+	    [WEV_BOOT_FAIL] = violation,
+	    [WEV_RECYCLED] = on_recycled,
+	    [WEV_EVICTED] = on_evicted,
+	    [WEV_LEASE] = violation,
+	    [WEV_STOP] = do_stop,
+	    [WEV_EXIT] = on_gone,
+	    [WEV_KILL] = ignore,
+	},
+    /* Late messages of a stopping worker change nothing. */
+    [W_STOPPING] =
+	{
+	    [WEV_READY] = ignore,
+	    [WEV_BOOT_FAIL] = ignore,
+	    [WEV_RECYCLED] = ignore,
+	    [WEV_EVICTED] = ignore,
+	    [WEV_LEASE] = violation,
+	    [WEV_STOP] = ignore,
+	    [WEV_EXIT] = on_gone,
+	    [WEV_KILL] = do_kill,
+	},
+    [W_GONE] =
+	{
+	    [WEV_READY] = ignore,
+	    [WEV_BOOT_FAIL] = ignore,
+	    [WEV_RECYCLED] = ignore,
+	    [WEV_EVICTED] = ignore,
+	    [WEV_LEASE] = ignore,
+	    [WEV_STOP] = ignore,
+	    [WEV_EXIT] = ignore,
+	    [WEV_KILL] = ignore,
+	},
+};
+
+static void maybe_free(struct sv_worker *w)
+{
+	struct sv_worker **p;
+
+	if (w->state != W_GONE || w->ctl_op.busy || w->pid_op.busy)
+		return;
+	for (p = &w->sv->workers; *p; p = &(*p)->next)
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	free(w);
+}
+
+void sv_worker_event(struct sv_worker *w, enum sv_wevent ev)
+{
+	enum sv_wstate was = w->state;
+
+	w->state = transitions[was][ev](w);
+	if (w->state != was)
+		pr_debug("slot %u: worker %d %s: %s -> %s", w->slot,
+			 (int)w->pid, wevent_names[ev], wstate_names[was],
+			 wstate_names[w->state]);
+}
+
+static int ctl_event(const struct ctl_msg *m, enum sv_wevent *ev)
+{
+	switch (m->type) {
+	case CTL_READY:
+		*ev = WEV_READY;
+		return 0;
+	case CTL_BOOT_FAIL:
+		*ev = WEV_BOOT_FAIL;
+		return 0;
+	case CTL_RECYCLED:
+		*ev = WEV_RECYCLED;
+		return 0;
+	case CTL_EVICTED:
+		*ev = WEV_EVICTED;
+		return 0;
+	}
+	return -EBADMSG;
+}
+
+static void on_ctl_msg(struct sv_worker *w, const struct ctl_msg *m)
+{
+	enum sv_wevent ev;
+
+	if (m->slot != w->slot || ctl_event(m, &ev)) {
+		pr_warn("slot %u: worker %d sent message type %u for slot %u",
+			w->slot, (int)w->pid, m->type, m->slot);
+		sv_worker_event(w, WEV_STOP);
+		return;
+	}
+	if (ev == WEV_BOOT_FAIL) {
+		memcpy(w->why, m->text, sizeof(w->why));
+		w->why[sizeof(w->why) - 1] = '\0';
+	}
+	sv_worker_event(w, ev);
+}
+
+/* Read every message waiting; EOF means the worker is exiting, which
+ * its pidfd reports. */
+static void read_ctl(struct sv_worker *w)
+{
+	struct ctl_msg m;
+	ssize_t n;
+
+	while (w->state != W_GONE) {
+		n = recv(w->ctl_fd, &m, sizeof(m), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0 || errno != EAGAIN)
+				sv_loop_cancel(&w->sv->loop, &w->ctl_op);
+			return;
+		}
+		if (n != sizeof(m)) {
+			pr_warn("slot %u: worker %d sent a %zd-byte message",
+				w->slot, (int)w->pid, n);
+			sv_worker_event(w, WEV_STOP);
+			continue;
+		}
+		on_ctl_msg(w, &m);
+	}
+}
+
+static void on_ctl_ready(struct sv_op *op, int res, unsigned flags)
+{
+	struct sv_worker *w = op->owner;
+
+	if (res > 0 && w->state != W_GONE)
+		read_ctl(w);
+	if (!op->busy && res >= 0 && w->state != W_GONE && w->ctl_fd >= 0)
+		sv_loop_poll(&w->sv->loop, op, w->ctl_fd, POLLIN);
+	maybe_free(w);
+}
+
+static void reap(struct sv_worker *w)
+{
+	siginfo_t si = {0};
+
+	if (waitid(P_PIDFD, w->pidfd, &si, WEXITED | WNOHANG) < 0 ||
+	    si.si_pid == 0)
+		return;
+	w->exit_code =
+	    si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+	sv_worker_event(w, WEV_EXIT);
+}
+
+static void on_pid_ready(struct sv_op *op, int res, unsigned flags)
+{
+	struct sv_worker *w = op->owner;
+
+	if (w->state != W_GONE)
+		reap(w);
+	if (w->state != W_GONE && !op->busy)
+		sv_loop_poll_once(&w->sv->loop, op, w->pidfd, POLLIN);
+	maybe_free(w);
+}
+
+static int watch(struct sv *sv, struct sv_worker *w)
+{
+	int rc;
+
+	w->ctl_op.done = on_ctl_ready;
+	w->ctl_op.owner = w;
+	w->pid_op.done = on_pid_ready;
+	w->pid_op.owner = w;
+
+	rc = sv_loop_poll(&sv->loop, &w->ctl_op, w->ctl_fd, POLLIN);
+	if (rc)
+		return rc;
+	return sv_loop_poll_once(&sv->loop, &w->pid_op, w->pidfd, POLLIN);
+}
+
+void sv_slot_abandon(struct sv *sv, uint32_t slot)
+{
+	uint64_t now = now_ns();
+
+	pool_boot_done(sv->shm, slot, 0, false, now, NULL);
+	pool_exit(sv->shm, slot, now);
+}
+
+int sv_worker_spawn(struct sv *sv, uint32_t slot, enum boot_purpose why,
+		    struct sv_worker **out)
+{
+	struct sv_worker *w = calloc(1, sizeof(*w));
+	struct sv_spawned sp;
+	int rc;
+
+	if (!w)
+		return -ENOMEM;
+
+	rc = sv_spawn(&sv->opt, slot, &sp);
+	if (rc) {
+		free(w);
+		return rc;
+	}
+
+	w->sv = sv;
+	w->slot = slot;
+	w->purpose = why;
+	w->state = W_BOOTING;
+	w->pid = sp.pid;
+	w->pidfd = sp.pidfd;
+	w->ctl_fd = sp.ctl_fd;
+	w->started_ns = now_ns();
+	w->next = sv->workers;
+	sv->workers = w;
+	sv->by_slot[slot] = w;
+
+	/* Without its watches it could never be reaped: end it now. */
+	if (watch(sv, w))
+		do_kill(w);
+	pr_debug("slot %u: worker %d started", slot, (int)w->pid);
+	*out = w;
+	return 0;
+}
+
+static enum boot_purpose next_purpose(struct sv *sv)
+{
+	if (sv->respawns_due) {
+		sv->respawns_due--;
+		return BOOT_RESPAWN;
+	}
+	return BOOT_REPLENISH;
+}
+
+/* Bring idle VMs, with boots under way, up to min_size. */
+static void replenish(struct sv *sv, uint64_t now)
+{
+	int n = pool_replenish_count(sv->shm);
+
+	for (int i = 0; i < n; i++) {
+		enum boot_purpose why = next_purpose(sv);
+		struct sv_worker *w;
+		uint32_t slot;
+		int rc;
+
+		if (pool_boot_start(sv->shm, why, now, &slot))
+			return;
+		rc = sv_worker_spawn(sv, slot, why, &w);
+		if (rc) {
+			pr_err("slot %u: cannot start a worker: %s", slot,
+			       strerror(-rc));
+			sv_slot_abandon(sv, slot);
+			sv->boot_resume_ns = now + SV_BACKOFF_MIN;
+			return;
+		}
+	}
+}
+
+/* Slots the pool has marked dead (expired, evicted, dropped): their
+ * workers stop. Also when the oldest idle VM expires. */
+static uint64_t stop_dead(struct sv *sv, uint64_t now)
+{
+	struct shm_segment *seg = shm_segment(sv->shm);
+	uint64_t next = UINT64_MAX;
+	uint8_t state[SHM_MAX_SLOTS];
+
+	if (shm_lock(sv->shm) < 0)
+		return now + SV_TICK_NS;
+	for (uint32_t i = 0; i < sv->nslots; i++)
+		state[i] = shm_slots(seg)[i].state;
+	if (seg->ring.count)
+		next = shm_slots(seg)[shm_ring_at(seg, 0)].last_used_ns +
+		       seg->config.max_idle_ns;
+	shm_unlock(sv->shm);
+
+	for (uint32_t i = 0; i < sv->nslots; i++) {
+		struct sv_worker *w = sv->by_slot[i];
+
+		if (w && state[i] == SLOT_DEAD && w->state != W_STOPPING)
+			sv_worker_event(w, WEV_STOP);
+	}
+	return next;
+}
+
+static uint64_t kill_stuck(struct sv *sv, uint64_t now)
+{
+	uint64_t next = UINT64_MAX;
+
+	for (struct sv_worker *w = sv->workers; w; w = w->next) {
+		uint64_t due = w->stop_ns + SV_KILL_AFTER_NS;
+
+		if (w->state != W_STOPPING || w->killed)
+			continue;
+		if (now >= due)
+			sv_worker_event(w, WEV_KILL);
+		else
+			next = MIN(next, due);
+	}
+	return next;
+}
+
+uint64_t sv_workers_tick(struct sv *sv, uint64_t now)
+{
+	uint64_t next = now + SV_TICK_NS;
+	int rc;
+
+	if (!sv->draining) {
+		rc = pool_expire(sv->shm, now);
+		if (rc > 0)
+			pr_debug("%d idle VMs expired", rc);
+	}
+
+	next = MIN(next, stop_dead(sv, now));
+	next = MIN(next, kill_stuck(sv, now));
+
+	if (!sv->draining && !sv->permfail) {
+		if (now >= sv->boot_resume_ns)
+			replenish(sv, now);
+		else
+			next = MIN(next, sv->boot_resume_ns);
+	}
+	return next;
+}
+
+unsigned sv_workers_live(const struct sv *sv)
+{
+	unsigned n = 0;
+
+	for (const struct sv_worker *w = sv->workers; w; w = w->next)
+		n += w->state != W_GONE;
+	return n;
+}
+
+void sv_workers_stop_all(struct sv *sv, bool leased_too)
+{
+	struct sv_worker *w, *next;
+
+	for (w = sv->workers; w; w = next) {
+		next = w->next;
+		if (w->state == W_LEASED && !leased_too)
+			continue;
+		sv_worker_event(w, WEV_STOP);
+	}
+}
+
+/* The last resort on the way out: kill, then reap every one of them. */
+void sv_workers_kill_all(struct sv *sv)
+{
+	for (struct sv_worker *w = sv->workers; w; w = w->next) {
+		if (w->state == W_GONE)
+			continue;
+		pidfd_send_signal(w->pidfd, SIGKILL, NULL, 0);
+		waitid(P_PIDFD, w->pidfd, &(siginfo_t){0}, WEXITED);
+		w->exit_code = 128 + SIGKILL;
+		w->killed = true;
+		w->state = W_STOPPING;
+		on_gone(w);
+		w->state = W_GONE;
+	}
+}
+
+/* Once the loop is gone no op completes: everything goes. */
+void sv_workers_free_all(struct sv *sv)
+{
+	while (sv->workers) {
+		struct sv_worker *w = sv->workers;
+
+		sv->workers = w->next;
+		if (w->ctl_fd >= 0)
+			close(w->ctl_fd);
+		if (w->pidfd >= 0)
+			close(w->pidfd);
+		free(w);
+	}
+}
