@@ -19,6 +19,33 @@ static void bad_payload(struct agent *a, const struct proto_frame *f)
 			  "%s: malformed request", proto_type_name(f->type));
 }
 
+/*
+ * Open a file for a transfer without blocking: a FIFO or a terminal the
+ * tenant left in place must not stall the agent, so only regular files
+ * are accepted. Returns the fd or -errno.
+ */
+static int open_regular(struct agent *a, const char *path, int flags,
+			mode_t mode)
+{
+	int fd = agent_open(a, path, flags | O_NONBLOCK | O_NOCTTY, mode);
+	struct stat st;
+	int err = 0;
+
+	if (fd < 0)
+		return fd == -ENXIO ? -EINVAL : fd;
+	if (fstat(fd, &st) < 0)
+		err = -errno;
+	else if (S_ISDIR(st.st_mode))
+		err = -EISDIR;
+	else if (!S_ISREG(st.st_mode))
+		err = -EINVAL;
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
 static void write_open(struct agent *a, const struct proto_frame *f,
 		       struct proto_cur *c)
 {
@@ -41,7 +68,7 @@ static void write_open(struct agent *a, const struct proto_frame *f,
 			err = agent_mkdirs(a, parent, 0755);
 		}
 	}
-	fd = err ? err : agent_open(a, path, oflags, mode ? mode : 0644);
+	fd = err ? err : open_regular(a, path, oflags, mode ? mode : 0644);
 
 	/* Even a failed write stays open, to absorb its chunks until END. */
 	r = agent_req_new(a, f->id, REQ_WRITE);
@@ -125,18 +152,13 @@ static void read_open(struct agent *a, const struct proto_frame *f,
 	uint64_t length = proto_get_u64(c);
 	const char *path = proto_get_str(c, PROTO_MAX_PATH);
 	struct agent_req *r;
-	struct stat st;
 	int fd;
 
 	if (proto_cur_done(c) || offset > INT64_MAX)
 		return bad_payload(a, f);
-	fd = agent_open(a, path, O_RDONLY, 0);
+	fd = open_regular(a, path, O_RDONLY, 0);
 	if (fd < 0)
 		return agent_reply_errno(a, f->id, fd, path);
-	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-		close(fd);
-		return agent_reply_errno(a, f->id, -EISDIR, path);
-	}
 
 	r = agent_req_new(a, f->id, REQ_READ);
 	if (!r) {

@@ -450,6 +450,18 @@ Test(agent, file_errors_map_to_clear_codes)
 	cr_assert_eq(t.c.err_code, PROTO_E_NOT_DIR);
 }
 
+Test(agent, fifos_are_refused_without_blocking)
+{
+	char path[256], buf[8] = "";
+
+	host_path(path, sizeof(path), "work/fifo");
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	cr_assert_eq(proto_client_read(&t.c, "fifo", 0, 0, str_sink, buf, NULL),
+		     -EINVAL);
+	cr_assert_eq(put_text("fifo", "x", 0), -EINVAL);
+	cr_assert_eq(proto_client_ping(&t.c), 0);
+}
+
 Test(agent, failed_write_absorbs_its_chunks_and_end)
 {
 	struct proto_frame f;
