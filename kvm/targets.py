@@ -31,7 +31,7 @@ def vmm_targets(b):
              "python3 guest/mkinitramfs.py --init $in -o $out",
              "INITRAMFS $out", implicit=["guest/mkinitramfs.py"])
     b.test("kvm_vm_test", ["tests/kvm_vm_test.c", "tests/kvm_elf.c"],
-           deps=deps, where="kvm",
+           deps=["virtio", "ioloop"] + deps, libs=["uring"], where="kvm",
            inputs=[b.out("guest/vmlinux"), cpio])
 # --- end vmm ---
 
