@@ -6,3 +6,12 @@ def targets(b):
     deps = ["supervisor", "shm", "proto", "ns", "vmm", "common"]
     b.program("vmpoold", ["supervisor/vmpoold.c"], deps=deps,
               libs=["uring"])
+
+    # End to end with real workers (ns backend), when they are built.
+    inputs = [b.out("bin/vmpoold"), b.out("guest/initramfs.cpio")]
+    worker = b.out("bin/vmpool-worker")
+    if worker in b.defaults:
+        inputs.append(worker)
+    b.test("supervisor_test", ["tests/supervisor_test.c",
+                               "tests/supervisor_helpers.c"],
+           deps=["shm", "proto", "vmm", "common"], inputs=inputs)

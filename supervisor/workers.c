@@ -251,65 +251,25 @@ static enum sv_wstate on_gone(struct sv_worker *w)
 
 typedef enum sv_wstate (*action_fn)(struct sv_worker *w);
 
-/* state x event -> action. The action returns the next state. */
+/* state x event -> action. The action returns the next state. A booting
+ * worker whose VM the pool did not need says EVICTED and exits; late
+ * messages of a stopping worker change nothing. */
+/* clang-format off */
 static const action_fn transitions[W_NSTATES][WEV_NEVENTS] = {
-    [W_BOOTING] =
-	{
-	    [WEV_READY] = on_ready,
-	    [WEV_BOOT_FAIL] = on_boot_fail,
-	    [WEV_RECYCLED] = violation,
-	    [WEV_EVICTED] = violation,
-	    [WEV_LEASE] = violation,
-	    [WEV_STOP] = do_stop,
-	    [WEV_EXIT] = on_gone,
-	    [WEV_KILL] = ignore,
-	},
-    [W_IDLE] =
-	{
-	    [WEV_READY] = violation,
-	    [WEV_BOOT_FAIL] = violation,
-	    [WEV_RECYCLED] = violation,
-	    [WEV_EVICTED] = violation,
-	    [WEV_LEASE] = on_lease,
-	    [WEV_STOP] = do_stop,
-	    [WEV_EXIT] = on_gone,
-	    [WEV_KILL] = ignore,
-	},
-    [W_LEASED] =
-	{
-	    [WEV_READY] = violation,
-	    [WEV_BOOT_FAIL] = violation,
-	    [WEV_RECYCLED] = on_recycled,
-	    [WEV_EVICTED] = on_evicted,
-	    [WEV_LEASE] = violation,
-	    [WEV_STOP] = do_stop,
-	    [WEV_EXIT] = on_gone,
-	    [WEV_KILL] = ignore,
-	},
-    /* Late messages of a stopping worker change nothing. */
-    [W_STOPPING] =
-	{
-	    [WEV_READY] = ignore,
-	    [WEV_BOOT_FAIL] = ignore,
-	    [WEV_RECYCLED] = ignore,
-	    [WEV_EVICTED] = ignore,
-	    [WEV_LEASE] = violation,
-	    [WEV_STOP] = ignore,
-	    [WEV_EXIT] = on_gone,
-	    [WEV_KILL] = do_kill,
-	},
-    [W_GONE] =
-	{
-	    [WEV_READY] = ignore,
-	    [WEV_BOOT_FAIL] = ignore,
-	    [WEV_RECYCLED] = ignore,
-	    [WEV_EVICTED] = ignore,
-	    [WEV_LEASE] = ignore,
-	    [WEV_STOP] = ignore,
-	    [WEV_EXIT] = ignore,
-	    [WEV_KILL] = ignore,
-	},
+	/*		READY	   BOOT_FAIL	 RECYCLED     EVICTED
+	 *		lease	   stop		 exit	      kill */
+	[W_BOOTING] = { on_ready,  on_boot_fail, violation,   on_evicted,
+			violation, do_stop,	 on_gone,     ignore },
+	[W_IDLE] =    { violation, violation,	 violation,   violation,
+			on_lease,  do_stop,	 on_gone,     ignore },
+	[W_LEASED] =  { violation, violation,	 on_recycled, on_evicted,
+			violation, do_stop,	 on_gone,     ignore },
+	[W_STOPPING] = { ignore,   ignore,	 ignore,      ignore,
+			violation, ignore,	 on_gone,     do_kill },
+	[W_GONE] =    { ignore,	   ignore,	 ignore,      ignore,
+			ignore,	   ignore,	 ignore,      ignore },
 };
+/* clang-format on */
 
 static void maybe_free(struct sv_worker *w)
 {
