@@ -13,6 +13,7 @@ static const struct {
 } benches[] = {
     {"agent", bench_agent,
      "exec and file transfer through the agent, next to direct syscalls"},
+    {"boot", bench_boot, "guest boot to READY, quiet next to full console"},
     {"ns", bench_ns, "ns sandbox start to HELLO, next to bwrap true (cold)"},
     {"virtio", bench_virtio, "virtio console echo, next to a socketpair"},
     {"shm", bench_shm,

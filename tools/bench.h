@@ -8,6 +8,7 @@
 /* Each takes the arguments after its name (argv[0] is the name) and
  * returns the program's exit code. */
 int bench_agent(int argc, char **argv);
+int bench_boot(int argc, char **argv);
 int bench_ns(int argc, char **argv);
 int bench_virtio(int argc, char **argv);
 int bench_shm(int argc, char **argv);

@@ -14,6 +14,8 @@ def targets(b):
     b.program("vmpool-bench", ["tools/bench.c", "tools/bench_agent.c",
                                "tools/bench_ns.c",
                                "tools/bench_virtio.c",
-                               "tools/bench_shm.c"],
-              deps=["ns", "proto", "virtio", "ioloop", "shm", "common"],
+                               "tools/bench_shm.c",
+                               "tools/bench_boot.c"],
+              deps=["ns", "proto", "virtio", "ioloop", "shm", "vmm",
+                    "common"],
               libs=["uring"])
