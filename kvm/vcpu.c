@@ -35,7 +35,7 @@
 
 int vcpu_create(struct vm *vm, struct vcpu *c, int id)
 {
-	int size;
+	int size, err;
 
 	c->vm = vm;
 	c->id = id;
@@ -45,26 +45,30 @@ int vcpu_create(struct vm *vm, struct vcpu *c, int id)
 
 	size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (size < (int)sizeof(struct kvm_run)) {
-		close(c->fd);
-		return size < 0 ? -errno : -EPROTO;
+		err = size < 0 ? -errno : -EPROTO;
+		goto err_close_fd;
 	}
 
-	c->run_size = size;
 	c->run = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, 0);
 	if (c->run == MAP_FAILED) {
-		int err = -errno;
-
-		close(c->fd);
-		return err;
+		err = -errno;
+		goto err_close_fd;
 	}
+	c->run_size = size;
 	return 0;
+
+err_close_fd:
+	close(c->fd);
+	c->fd = -1;
+	c->run = NULL;
+	return err;
 }
 
 void vcpu_destroy(struct vcpu *c)
 {
 	if (c->run)
 		munmap(c->run, c->run_size);
-	if (c->fd > 0)
+	if (c->fd >= 0)
 		close(c->fd);
 	c->run = NULL;
 	c->fd = -1;

@@ -464,7 +464,7 @@ static int spawn_threads(struct vm *vm)
 					     "cannot start a vCPU thread");
 			break;
 		}
-		c->joinable = true;
+		__atomic_store_n(&c->joinable, true, __ATOMIC_RELEASE);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return err;
@@ -542,7 +542,7 @@ void vm_stop(struct vm *vm)
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *c = &vm->vcpus[i];
 
-		if (!c->joinable)
+		if (!__atomic_load_n(&c->joinable, __ATOMIC_ACQUIRE))
 			continue;
 		/* If the kick lands before KVM_RUN, this makes KVM_RUN
 		 * return at once. */
@@ -559,7 +559,7 @@ static void join_vcpus(struct vm *vm)
 		if (!c->joinable)
 			continue;
 		pthread_join(c->thread, NULL);
-		c->joinable = false;
+		__atomic_store_n(&c->joinable, false, __ATOMIC_RELEASE);
 	}
 }
 

@@ -39,7 +39,9 @@ enum vm_end {
 };
 
 struct vm_config {
-	uint64_t mem_size;  /* bytes; BOOT_MIN_MEM..BOOT_MAX_MEM */
+	uint64_t mem_size; /* bytes; BOOT_MIN_MEM..BOOT_MAX_MEM */
+	/* No MP table is written: the guest starts one CPU and any more
+	 * stay parked in their local APICs. */
 	unsigned nr_vcpus;  /* 1..VM_MAX_VCPUS */
 	int uart_echo_fd;   /* guest console copied here live; -1: none */
 	const char *dev;    /* KVM_DEV_PATH, or another for tests */
