@@ -146,26 +146,48 @@ static void remove_stale_socket(const char *path)
 		unlink(path);
 }
 
-static int bind_socket(struct sv *sv)
+/* Bound and listening under a temporary name, then renamed: a tenant
+ * that sees the path can connect. */
+static int listen_at(const char *path, const char *tmp, mode_t mode)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	int fd;
+
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", tmp);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+	    chmod(tmp, mode) < 0 || listen(fd, 128) < 0 ||
+	    rename(tmp, path) < 0) {
+		int rc = -errno;
+
+		unlink(tmp);
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+static int bind_socket(struct sv *sv)
+{
 	const char *path = sv->opt.socket_path;
+	char tmp[SV_SOCKET_PATH + 16];
 	int fd;
 
 	make_parent_dir(path);
 	remove_stale_socket(path);
-	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
-
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		pr_err("socket: %s", strerror(errno));
-		return -errno;
+	snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid());
+	if (strlen(tmp) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		pr_err("socket path %s is too long", path);
+		return -ENAMETOOLONG;
 	}
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-	    chmod(path, sv->opt.socket_mode) < 0 || listen(fd, 128) < 0) {
-		pr_err("listening on %s: %s", path, strerror(errno));
-		close(fd);
-		return -errno;
+
+	fd = listen_at(path, tmp, sv->opt.socket_mode);
+	if (fd < 0) {
+		pr_err("listening on %s: %s", path, strerror(-fd));
+		return fd;
 	}
 	sv->listen_fd = fd;
 	return 0;

@@ -194,6 +194,11 @@ void daemon_stop(struct daemon *d)
 	}
 	shm_unlink_name(d->name);
 	unlink(d->sock);
+	/* VMPOOL_TEST_KEEP_LOGS=1 keeps the daemon's log to read. */
+	if (getenv("VMPOOL_TEST_KEEP_LOGS")) {
+		cr_log_info("vmpoold log: %s", d->log);
+		return;
+	}
 	snprintf(path, sizeof(path), "%s", d->log);
 	unlink(path);
 	rmdir(d->dir);
@@ -206,6 +211,16 @@ bool daemon_log_has(const struct daemon *d, const char *text)
 
 	free(log);
 	return found;
+}
+
+bool wait_log(const struct daemon *d, const char *text, int timeout_ms)
+{
+	for (int t = 0; t <= timeout_ms; t += POLL_MS) {
+		if (daemon_log_has(d, text))
+			return true;
+		sleep_ms(POLL_MS);
+	}
+	return false;
 }
 
 int pool_view_take(const char *name, struct pool_view *v)

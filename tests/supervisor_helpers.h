@@ -34,6 +34,8 @@ int daemon_wait(struct daemon *d, int timeout_ms);
 void daemon_stop(struct daemon *d);
 /* Does its log hold `text`? */
 bool daemon_log_has(const struct daemon *d, const char *text);
+/* Wait (bounded) until its log holds `text`. */
+bool wait_log(const struct daemon *d, const char *text, int timeout_ms);
 
 /* A consistent copy of the pool's slot table and stats. */
 struct pool_view {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kvm/host.h"
@@ -156,7 +157,7 @@ Test(vmpoold, keeps_min_size_warm_from_the_start)
 	cr_expect(daemon_log_has(&d, "KVM:"), "startup names the KVM found");
 }
 
-Test(vmpoold, acquire_hit_leases_a_warm_vm)
+Test(vmpoold, acquire_hit_leases_a_warm_vm_and_replenishes)
 {
 	const char *args[] = {"--min-size", "1", NULL};
 	struct proto_client c;
@@ -168,12 +169,11 @@ Test(vmpoold, acquire_hit_leases_a_warm_vm)
 	cr_assert_eq(tenant_connect(&d, &c), 0);
 	cr_assert_eq(tenant_acquire(&c, 0, &hit), 0, "%s", c.err_msg);
 	cr_expect(hit);
+	/* The hit is replaced in the background while the lease runs. */
+	cr_expect_eq(wait_for_state(d.name, SLOT_IDLE, 1, BOOT_WAIT_MS), 1);
 	cr_expect_eq(proto_client_ping(&c), 0);
 	cr_expect_eq(tenant_release(&c), 0);
 	proto_client_free(&c);
-
-	/* The hit is replaced in the background, and the VM comes back. */
-	cr_expect_eq(wait_for_state(d.name, SLOT_IDLE, 2, BOOT_WAIT_MS), 2);
 	assert_pool_sound(d.name);
 }
 
@@ -511,4 +511,73 @@ Test(vmpoold, drain_lets_a_running_lease_finish)
 	cr_expect_eq(tenant_release(&a), 0);
 	proto_client_free(&a);
 	cr_expect_eq(daemon_wait(&d, GONE_WAIT_MS), 0);
+}
+
+/* A stand-in worker program that exits or hangs as told. */
+static void script_worker(char *path, size_t len, const char *body)
+{
+	FILE *f;
+
+	snprintf(path, len, "/tmp/svt-worker-%d-%d", (int)getpid(), rand());
+	f = fopen(path, "w");
+	cr_assert(f);
+	fprintf(f, "#!/bin/sh\n%s\n", body);
+	fclose(f);
+	cr_assert_eq(chmod(path, 0755), 0);
+}
+
+Test(vmpoold, backs_off_after_failed_boots)
+{
+	char worker[64];
+	const char *args[] = {"--min-size", "1", "--worker", worker, NULL};
+
+	script_worker(worker, sizeof(worker), "exit 75");
+	daemon_start(&d, args);
+	cr_expect(wait_log(&d, "next boot in 100 ms", BOOT_WAIT_MS));
+	cr_expect(wait_log(&d, "next boot in 200 ms", BOOT_WAIT_MS));
+	cr_expect(wait_log(&d, "next boot in 400 ms", BOOT_WAIT_MS));
+	assert_pool_sound(d.name);
+	unlink(worker);
+}
+
+Test(vmpoold, stops_booting_after_a_permanent_failure)
+{
+	char worker[64];
+	const char *args[] = {"--min-size", "1", "--worker", worker, NULL};
+	struct proto_client c;
+	bool hit;
+
+	script_worker(worker, sizeof(worker), "exit 78");
+	daemon_start(&d, args);
+	cr_assert(wait_log(&d, "stops booting VMs", BOOT_WAIT_MS));
+
+	cr_assert_eq(tenant_connect(&d, &c), 0);
+	cr_expect_eq(tenant_acquire(&c, 0, &hit), TENANT_E_NO_CAPACITY);
+	cr_expect(strstr(c.err_msg, "stopped booting"), "%s", c.err_msg);
+	proto_client_free(&c);
+	assert_pool_sound(d.name);
+	unlink(worker);
+}
+
+Test(vmpoold, miss_without_a_vm_in_time_gives_no_capacity)
+{
+	char worker[64];
+	const char *args[] = {"--min-size",    "0", "--worker", worker,
+			      "--drain-grace", "0", NULL};
+	struct proto_client c;
+	bool hit;
+
+	/* A worker that never becomes ready nor answers CTL_STOP. */
+	script_worker(worker, sizeof(worker), "exec sleep 1000");
+	daemon_start(&d, args);
+
+	cr_assert_eq(tenant_connect(&d, &c), 0);
+	cr_expect_eq(tenant_acquire(&c, 200000000, &hit), TENANT_E_NO_CAPACITY);
+	cr_expect(strstr(c.err_msg, "acquire timeout"), "%s", c.err_msg);
+	proto_client_free(&c);
+
+	/* Drain stops it anyway: SIGKILL after CTL_STOP went unheeded. */
+	cr_assert_eq(kill(d.pid, SIGTERM), 0);
+	cr_expect_eq(daemon_wait(&d, GONE_WAIT_MS), 0);
+	unlink(worker);
 }
