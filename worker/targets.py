@@ -8,3 +8,34 @@ def targets(b):
            cflags=[src], inputs=[image])
     b.test("ns_test", ["tests/ns_test.c"], deps=["ns", "proto", "common"],
            inputs=[image])
+    worker_targets(b, image)
+
+
+# --- worker: vmpool-worker, its backends and relay ---
+def worker_targets(b, image):
+    b.library("relay", ["worker/relay.c", "worker/relay_queue.c"])
+    b.library("backend", ["worker/backend.c", "worker/backend_ns.c",
+                          "worker/backend_kvm.c"])
+    deps = ["backend", "relay", "ns", "vmm", "virtio", "ioloop", "shm",
+            "proto", "common"]
+    worker = b.program("vmpool-worker", [
+        "worker/worker_main.c", "worker/worker_args.c",
+        "worker/worker_io.c", "worker/worker_lease.c"],
+        deps=deps, libs=["uring"])
+    b.test("worker_relay_test", ["tests/worker_relay_test.c"],
+           deps=["relay", "proto", "common"])
+
+    # Guests that break the protocol: busybox scripts as /init.
+    images = [image, worker]
+    for name in ("junk", "mute"):
+        init = "tests/worker_%s_init.sh" % name
+        cpio = b.out("tests/worker_%s.cpio" % name)
+        b.custom([cpio], [init],
+                 "python3 guest/mkinitramfs.py --init $in "
+                 "--busybox /bin/busybox -o $out",
+                 "INITRAMFS $out",
+                 implicit=["guest/mkinitramfs.py", "/bin/busybox"])
+        images.append(cpio)
+    b.test("worker_test", ["tests/worker_test.c", "tests/shm_helpers.c"],
+           deps=["shm", "proto", "common"], inputs=images)
+# --- end worker ---

@@ -1,0 +1,455 @@
+/* The worker's sockets on its io_uring loop: guest, tenant, control, timer. */
+#include "worker/worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "proto/tenant.h"
+
+#define WATCH_EVENTS (POLLIN | POLLOUT | POLLRDHUP)
+
+/* Read what the socket holds into the frame reader, handing each frame
+ * to fn; stops early while `paused` says so. 0, -EAGAIN when drained,
+ * -EPIPE at end of file, or -errno. */
+static int pump(int fd, struct proto_reader *rd, void *arg,
+		void (*fn)(void *arg, const struct proto_frame *f, int err),
+		bool (*paused)(void *arg))
+{
+	while (!paused(arg)) {
+		struct proto_frame f;
+		size_t room;
+		uint8_t *dst = proto_reader_space(rd, &room);
+		ssize_t n = read(fd, dst, room);
+		int r;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		if (n == 0)
+			return -EPIPE;
+		proto_reader_commit(rd, n);
+
+		while ((r = proto_reader_next(rd, &f)) != 0)
+			fn(arg, &f, r < 0 ? r : 0);
+	}
+	return 0;
+}
+
+static void on_guest_frame(void *arg, const struct proto_frame *f, int err)
+{
+	struct worker *w = arg;
+
+	if (w->state == WORKER_DONE)
+		return;
+	if (err) {
+		worker_evict(w, "the guest sent an oversized frame");
+		return;
+	}
+	worker_guest_frame(w, f);
+}
+
+static bool guest_paused(void *arg)
+{
+	struct worker *w = arg;
+
+	if (w->state == WORKER_DONE)
+		return true;
+	return w->tenant &&
+	       relay_queue_len(&w->tenant->out) > WORKER_QUEUE_HIGH;
+}
+
+static void flush_guest(struct worker *w)
+{
+	bool was_high = relay_queue_len(&w->to_guest) > WORKER_QUEUE_HIGH;
+	int err = relay_queue_flush(&w->to_guest, w->be.chan_fd);
+
+	if (err && err != -EAGAIN) {
+		worker_guest_lost(w, "the guest channel failed");
+		return;
+	}
+	if (was_high && relay_queue_len(&w->to_guest) <= WORKER_QUEUE_HIGH)
+		w->resume_tenant = true;
+}
+
+void worker_guest_resume(struct worker *w)
+{
+	int err =
+	    pump(w->be.chan_fd, &w->guest_rd, w, on_guest_frame, guest_paused);
+
+	if (err == -EPIPE || (err && err != -EAGAIN))
+		worker_guest_lost(w, "the guest closed its channel");
+}
+
+static void on_guest(struct ioloop_op *op, int res, unsigned flags)
+{
+	struct worker *w = op->opaque;
+
+	if (res < 0 || w->state == WORKER_DONE)
+		return;
+	if (res & POLLOUT)
+		flush_guest(w);
+	if (w->state != WORKER_DONE && (res & (POLLIN | POLLRDHUP | POLLHUP)))
+		worker_guest_resume(w);
+}
+
+void worker_to_guest(struct worker *w, const void *frame, size_t len)
+{
+	if (relay_queue_put(&w->to_guest, frame, len)) {
+		worker_evict(w, "out of memory queueing for the guest");
+		return;
+	}
+	flush_guest(w);
+}
+
+void worker_to_guest_frame(struct worker *w, const struct proto_frame *f)
+{
+	if (relay_queue_frame(&w->to_guest, f)) {
+		worker_evict(w, "out of memory queueing for the guest");
+		return;
+	}
+	flush_guest(w);
+}
+
+static void on_death(struct ioloop_op *op, int res, unsigned flags)
+{
+	struct worker *w = op->opaque;
+
+	if (res < 0 || w->state == WORKER_DONE)
+		return;
+	worker_guest_lost(w, "the guest has ended");
+}
+
+static void on_timer(struct ioloop_op *op, int res, unsigned flags)
+{
+	struct worker *w = op->opaque;
+	uint64_t n;
+
+	if (res < 0 || read(w->timer_fd, &n, sizeof(n)) != sizeof(n))
+		return;
+	if (w->state != WORKER_DONE)
+		worker_timeout(w);
+}
+
+void worker_arm_timer(struct worker *w, uint64_t ns)
+{
+	struct itimerspec its = {
+	    .it_value.tv_sec = ns / 1000000000,
+	    .it_value.tv_nsec = ns % 1000000000,
+	};
+
+	/* Zero disarms, as timerfd_settime itself has it. */
+	timerfd_settime(w->timer_fd, 0, &its, NULL);
+}
+
+int worker_send_ctl(struct worker *w, uint32_t type, int32_t err,
+		    uint64_t value, const char *text)
+{
+	struct ctl_msg m = {
+	    .type = type,
+	    .slot = w->o.slot,
+	    .err = err,
+	    .t0 = now_ns(),
+	    .value = value,
+	};
+
+	if (text)
+		snprintf(m.text, sizeof(m.text), "%s", text);
+	if (send(w->o.ctl_fd, &m, sizeof(m), MSG_NOSIGNAL) < 0)
+		return -errno;
+	return 0;
+}
+
+/* The fds a control message carried: the first in *fd, others closed. */
+static void take_fds(struct msghdr *mh, int *fd)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		int *fds = (int *)CMSG_DATA(c);
+		size_t n;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			if (*fd < 0)
+				*fd = fds[i];
+			else
+				close(fds[i]);
+		}
+	}
+}
+
+/* One message: 1 with *fd (-1: none), 0 when none is waiting, -EPIPE
+ * when the supervisor has gone, -EBADMSG for a wrong size. */
+static int recv_ctl(struct worker *w, struct ctl_msg *m, int *fd)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+	} cbuf;
+	struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
+	struct msghdr mh = {
+	    .msg_iov = &iov,
+	    .msg_iovlen = 1,
+	    .msg_control = cbuf.buf,
+	    .msg_controllen = sizeof(cbuf.buf),
+	};
+	ssize_t n = recvmsg(w->o.ctl_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+	*fd = -1;
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	if (n == 0)
+		return -EPIPE;
+	take_fds(&mh, fd);
+	if (n != sizeof(*m) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		if (*fd >= 0)
+			close(*fd);
+		return -EBADMSG;
+	}
+	return 1;
+}
+
+static void ctl_message(struct worker *w, const struct ctl_msg *m, int fd)
+{
+	switch (m->type) {
+	case CTL_LEASE:
+		worker_lease(w, m, fd);
+		return;
+	case CTL_STOP:
+		pr_info("asked to stop");
+		worker_finish(w, WORKER_EXIT_OK);
+		break;
+	default:
+		pr_warn("control message of unknown type %u ignored", m->type);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+static void on_ctl(struct ioloop_op *op, int res, unsigned flags)
+{
+	struct worker *w = op->opaque;
+	struct ctl_msg m;
+	int fd, r;
+
+	if (res < 0)
+		return;
+	while (w->state != WORKER_DONE && (r = recv_ctl(w, &m, &fd)) != 0) {
+		if (r == -EBADMSG) {
+			pr_warn("control message of a wrong size ignored");
+			continue;
+		}
+		if (r < 0) {
+			pr_info("the supervisor has gone: %s", strerror(-r));
+			worker_finish(w, WORKER_EXIT_OK);
+			return;
+		}
+		ctl_message(w, &m, fd);
+	}
+}
+
+static void on_tenant_frame(void *arg, const struct proto_frame *f, int err)
+{
+	struct tenant *t = arg;
+
+	if (t->closing || t->draining || t->w->state != WORKER_LEASED)
+		return;
+	if (err) {
+		worker_tenant_error(t->w, f->id, PROTO_E_BAD_LENGTH,
+				    "frame payload over the limit");
+		return;
+	}
+	worker_tenant_frame(t->w, f);
+}
+
+static bool tenant_paused(void *arg)
+{
+	struct tenant *t = arg;
+
+	if (t->closing || t->draining || t->w->state != WORKER_LEASED)
+		return true;
+	return relay_queue_len(&t->w->to_guest) > WORKER_QUEUE_HIGH;
+}
+
+void worker_tenant_resume(struct worker *w)
+{
+	struct tenant *t = w->tenant;
+	int err;
+
+	if (!t)
+		return;
+	err = pump(t->fd, &t->rd, t, on_tenant_frame, tenant_paused);
+	if (w->tenant == t && !t->closing && err && err != -EAGAIN)
+		worker_tenant_gone(w);
+}
+
+/* Send what is queued for the tenant; a drained RELEASE closes. */
+static void flush_tenant(struct worker *w)
+{
+	struct tenant *t = w->tenant;
+	bool was_high = relay_queue_len(&t->out) > WORKER_QUEUE_HIGH;
+	int err = relay_queue_flush(&t->out, t->fd);
+
+	if (err && err != -EAGAIN) {
+		if (t->draining)
+			worker_tenant_close(w);
+		else
+			worker_tenant_gone(w);
+		return;
+	}
+	if (!err && t->draining) {
+		worker_tenant_close(w);
+		return;
+	}
+	if (was_high && relay_queue_len(&t->out) <= WORKER_QUEUE_HIGH)
+		w->resume_guest = true;
+}
+
+static void tenant_free(struct tenant *t)
+{
+	proto_reader_free(&t->rd);
+	relay_queue_free(&t->out);
+	free(t);
+}
+
+static void on_tenant(struct ioloop_op *op, int res, unsigned flags)
+{
+	struct tenant *t = op->opaque;
+	struct worker *w = t->w;
+
+	if (t->closing) {
+		if (!op->busy && w->zombie != t)
+			tenant_free(t);
+		return;
+	}
+	if (res < 0)
+		return;
+	if (res & POLLOUT)
+		flush_tenant(w);
+	if (w->tenant == t && (res & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)))
+		worker_tenant_resume(w);
+}
+
+int worker_tenant_open(struct worker *w, int fd)
+{
+	struct tenant *t = calloc(1, sizeof(*t));
+	int err;
+
+	if (!t)
+		return -ENOMEM;
+	t->w = w;
+	t->fd = fd;
+	t->op.done = on_tenant;
+	t->op.opaque = t;
+	err = fcntl(fd, F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
+	if (!err)
+		err = proto_reader_init(&t->rd);
+	if (err)
+		goto err_free;
+
+	err = ioloop_poll(&w->loop, &t->op, fd, WATCH_EVENTS);
+	if (err)
+		goto err_free_reader;
+	w->tenant = t;
+	return 0;
+
+err_free_reader:
+	proto_reader_free(&t->rd);
+err_free:
+	free(t);
+	return err;
+}
+
+/* The caller may still be reading t's frames: t is freed later, when
+ * its poll has ended or (none in flight) from the main loop. */
+void worker_tenant_close(struct worker *w)
+{
+	struct tenant *t = w->tenant;
+
+	if (!t)
+		return;
+	w->tenant = NULL;
+	t->closing = true;
+	close(t->fd);
+	ioloop_cancel(&w->loop, &t->op);
+	if (!t->op.busy) {
+		if (w->zombie)
+			tenant_free(w->zombie);
+		w->zombie = t;
+	}
+	w->resume_guest = true;
+}
+
+void worker_reap_tenant(struct worker *w)
+{
+	if (w->zombie)
+		tenant_free(w->zombie);
+	w->zombie = NULL;
+}
+
+void worker_to_tenant(struct worker *w, const void *frame, size_t len)
+{
+	if (!w->tenant || w->tenant->closing)
+		return;
+	if (relay_queue_put(&w->tenant->out, frame, len)) {
+		worker_tenant_gone(w);
+		return;
+	}
+	flush_tenant(w);
+}
+
+void worker_to_tenant_frame(struct worker *w, const struct proto_frame *f)
+{
+	if (!w->tenant || w->tenant->closing)
+		return;
+	if (relay_queue_frame(&w->tenant->out, f)) {
+		worker_tenant_gone(w);
+		return;
+	}
+	flush_tenant(w);
+}
+
+void worker_tenant_error(struct worker *w, uint32_t id, uint32_t code,
+			 const char *msg)
+{
+	uint8_t buf[PROTO_HDR_SIZE + 256];
+	struct proto_msg m;
+	long n;
+
+	proto_msg_begin(&m, buf, sizeof(buf), PROTO_ERROR, 0, id);
+	proto_put_u32(&m, code);
+	proto_put_str(&m, msg);
+	n = proto_msg_end(&m);
+	if (n > 0)
+		worker_to_tenant(w, buf, n);
+}
+
+int worker_watch(struct worker *w)
+{
+	int err;
+
+	w->guest_op = (struct ioloop_op){.done = on_guest, .opaque = w};
+	w->death_op = (struct ioloop_op){.done = on_death, .opaque = w};
+	w->ctl_op = (struct ioloop_op){.done = on_ctl, .opaque = w};
+	w->timer_op = (struct ioloop_op){.done = on_timer, .opaque = w};
+
+	err = ioloop_poll(&w->loop, &w->guest_op, w->be.chan_fd, WATCH_EVENTS);
+	if (!err)
+		err =
+		    ioloop_poll(&w->loop, &w->death_op, w->be.death_fd, POLLIN);
+	if (!err)
+		err = ioloop_poll(&w->loop, &w->ctl_op, w->o.ctl_fd, POLLIN);
+	if (!err)
+		err = ioloop_poll(&w->loop, &w->timer_op, w->timer_fd, POLLIN);
+	return err;
+}
