@@ -445,13 +445,7 @@ static int check_pool(const struct sv_options *o, char *err, size_t errlen)
 	uint32_t nslots;
 
 	sv_options_pool_config(o, &cfg, &nslots);
-	if (pool_config_validate(&cfg, nslots, err, errlen))
-		return -EINVAL;
-	if (o->max_size > o->max_total)
-		return fail(err, errlen,
-			    "invalid pool config: max_size=%u, max_total=%u",
-			    o->max_size, o->max_total);
-	return 0;
+	return pool_config_validate(&cfg, nslots, err, errlen);
 }
 
 int sv_options_parse(struct sv_options *o, int argc, char **argv,

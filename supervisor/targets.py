@@ -15,3 +15,10 @@ def targets(b):
     b.test("supervisor_test", ["tests/supervisor_test.c",
                                "tests/supervisor_helpers.c"],
            deps=["shm", "proto", "vmm", "common"], inputs=inputs)
+
+    # The same daemon with backend kvm: in the test host on PVM hosts.
+    kvm_inputs = inputs + [b.out("guest/vmlinux")]
+    b.test("supervisor_kvm_test", ["tests/supervisor_kvm_test.c",
+                                   "tests/supervisor_helpers.c"],
+           deps=["shm", "proto", "vmm", "common"], inputs=kvm_inputs,
+           where="kvm")

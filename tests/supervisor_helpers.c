@@ -24,6 +24,8 @@
 
 static char bindir[PATH_MAX];
 
+const char *daemon_backend = "--backend=ns";
+
 static const char *bin_dir(void)
 {
 	char exe[PATH_MAX - 16];
@@ -147,7 +149,7 @@ void daemon_start(struct daemon *d, const char *const *args)
 	snprintf(d->log, sizeof(d->log), "%s/log", d->dir);
 
 	argv[n++] = test_vmpoold_path();
-	argv[n++] = "--backend=ns";
+	argv[n++] = daemon_backend;
 	argv[n++] = "--name";
 	argv[n++] = d->name;
 	argv[n++] = "--socket";

@@ -25,7 +25,10 @@ bool test_have_worker(void);
  * stdout and stderr go to *out (malloc'd). Returns the exit status. */
 int test_vmpoold_run(const char *const *args, char **out);
 
-/* Start vmpoold --backend ns with a unique name and socket, plus args
+/* "--backend=ns" unless a suite picks another. */
+extern const char *daemon_backend;
+
+/* Start vmpoold (daemon_backend) with a unique name and socket, plus args
  * (NULL-terminated). Skips the test when vmpool-worker is not built. */
 void daemon_start(struct daemon *d, const char *const *args);
 /* Wait for its exit (bounded): the exit status, or -1. */

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "kvm/host.h"
 #include "proto/tenant.h"
 #include "shm/pool.h"
@@ -390,6 +391,8 @@ Test(vmpoold, recovers_when_a_worker_dies_holding_the_lock)
 	bool hit;
 	pid_t pid;
 
+	if (!VMPOOL_FAULT_POINTS)
+		cr_skip_test("built with --no-fault-points");
 	daemon_start(&d, args);
 	cr_assert_eq(wait_for_state(d.name, SLOT_IDLE, 1, BOOT_WAIT_MS), 1);
 	cr_assert_eq(tenant_connect(&d, &c), 0);
