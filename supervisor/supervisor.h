@@ -54,6 +54,7 @@ struct sv_worker {
 	uint64_t started_ns;
 	uint64_t stop_ns; /* when CTL_STOP went out; 0: not sent */
 	bool killed;
+	bool ready;		  /* it sent CTL_READY */
 	bool boot_failed;	  /* it sent CTL_BOOT_FAIL */
 	int exit_code;		  /* from waitid: code, or 128 + signal */
 	struct sv_tenant *parked; /* waiting for this miss boot */

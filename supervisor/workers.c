@@ -137,6 +137,7 @@ static enum sv_wstate on_ready(struct sv_worker *w)
 	int state = slot_state(sv, w->slot);
 
 	sv->boot_failures = 0;
+	w->ready = true;
 	pr_debug("slot %u: worker %d ready (%s)", w->slot, (int)w->pid,
 		 shm_state_name(state));
 
@@ -160,7 +161,6 @@ static enum sv_wstate on_boot_fail(struct sv_worker *w)
 {
 	pr_warn("slot %u: worker %d failed to boot: %s", w->slot, (int)w->pid,
 		w->why);
-	w->boot_failed = true;
 	if (w->parked) {
 		sv_tenant_boot_lost(w->parked, w->why);
 		w->parked = NULL;
@@ -211,12 +211,14 @@ static void count_boot_failure(struct sv *sv, struct sv_worker *w)
 		(unsigned long long)(delay / 1000000));
 }
 
+/* A worker that never said READY failed its boot, unless it left
+ * cleanly when told to; after READY, any exit nobody asked for is a
+ * crash. */
 static void note_exit(struct sv *sv, struct sv_worker *w)
 {
-	bool booting = w->state == W_BOOTING || w->boot_failed;
-
-	if (booting) {
-		count_boot_failure(sv, w);
+	if (!w->ready) {
+		if (w->exit_code || w->boot_failed)
+			count_boot_failure(sv, w);
 		if (w->parked)
 			sv_tenant_boot_lost(w->parked,
 					    "the VM's worker died booting");
@@ -326,6 +328,7 @@ static void on_ctl_msg(struct sv_worker *w, const struct ctl_msg *m)
 		return;
 	}
 	if (ev == WEV_BOOT_FAIL) {
+		w->boot_failed = true;
 		memcpy(w->why, m->text, sizeof(w->why));
 		w->why[sizeof(w->why) - 1] = '\0';
 	}
