@@ -20,6 +20,8 @@ struct backend_opts {
 };
 
 struct kvm_guest; /* backend_kvm.c */
+struct vm;
+struct virtio_console;
 
 struct backend {
 	enum backend_kind kind;
@@ -57,6 +59,11 @@ bool backend_alive(const struct backend *b);
  * requests for the device: call backend_free after ioloop_exit. */
 void backend_stop(struct backend *b);
 void backend_free(struct backend *b);
+
+/* The kvm guest's VM and agent console, for end reasons and counters
+ * (tests, benchmarks); NULL for the ns backend or a failed start. */
+struct vm *backend_kvm_vm(const struct backend *b);
+struct virtio_console *backend_kvm_console(const struct backend *b);
 
 /* Per backend, called through the functions above. */
 int backend_ns_start(struct backend *b, const struct backend_opts *o);

@@ -266,3 +266,15 @@ void backend_kvm_free(struct backend *b)
 	b->chan_fd = -1;
 	b->death_fd = -1;
 }
+
+struct vm *backend_kvm_vm(const struct backend *b)
+{
+	return b->kind == BACKEND_KVM && b->kvm ? b->kvm->vm : NULL;
+}
+
+struct virtio_console *backend_kvm_console(const struct backend *b)
+{
+	if (b->kind != BACKEND_KVM || !b->kvm || !b->kvm->con_ready)
+		return NULL;
+	return &b->kvm->con;
+}

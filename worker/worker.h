@@ -47,7 +47,8 @@ struct tenant {
 	struct ioloop_op op;
 	struct proto_reader rd;
 	struct relay_queue out;
-	bool closing;  /* lease over: fd closed, waiting for the poll */
+	struct tenant *next; /* in worker.closed */
+	bool closing;	     /* lease over: fd closed, waiting for the poll */
 	bool draining; /* RELEASE answered: send what is queued, then close */
 };
 
@@ -78,7 +79,7 @@ struct worker {
 	struct ioloop_op timer_op;
 
 	struct tenant *tenant;
-	struct tenant *zombie;	 /* closed, to be freed by the main loop */
+	struct tenant *closed;	 /* closed, to be freed by the main loop */
 	bool resume_guest;	 /* a paused side may read again: the main */
 	bool resume_tenant;	 /* loop does it, outside any frame handler */
 	bool next_lease_is_miss; /* booted for a lease not yet served */
@@ -106,8 +107,9 @@ void worker_tenant_close(struct worker *w);
  * (set resume_guest / resume_tenant instead). */
 void worker_guest_resume(struct worker *w);
 void worker_tenant_resume(struct worker *w);
-/* Free a closed tenant connection that no poll holds any more. */
-void worker_reap_tenant(struct worker *w);
+/* Free closed tenant connections that no poll holds any more (all:
+ * every one, once the loop is gone). */
+void worker_reap_tenants(struct worker *w, bool all);
 
 /* worker_lease.c: the slot's life after boot. */
 void worker_guest_frame(struct worker *w, const struct proto_frame *f);

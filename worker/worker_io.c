@@ -327,12 +327,7 @@ static void on_tenant(struct ioloop_op *op, int res, unsigned flags)
 	struct tenant *t = op->opaque;
 	struct worker *w = t->w;
 
-	if (t->closing) {
-		if (!op->busy && w->zombie != t)
-			tenant_free(t);
-		return;
-	}
-	if (res < 0)
+	if (t->closing || res < 0)
 		return;
 	if (res & POLLOUT)
 		flush_tenant(w);
@@ -370,8 +365,8 @@ err_free:
 	return err;
 }
 
-/* The caller may still be reading t's frames: t is freed later, when
- * its poll has ended or (none in flight) from the main loop. */
+/* The caller may still be reading t's frames, and its poll may still be
+ * in flight: t is freed by the main loop once nothing uses it. */
 void worker_tenant_close(struct worker *w)
 {
 	struct tenant *t = w->tenant;
@@ -382,19 +377,25 @@ void worker_tenant_close(struct worker *w)
 	t->closing = true;
 	close(t->fd);
 	ioloop_cancel(&w->loop, &t->op);
-	if (!t->op.busy) {
-		if (w->zombie)
-			tenant_free(w->zombie);
-		w->zombie = t;
-	}
+	t->next = w->closed;
+	w->closed = t;
 	w->resume_guest = true;
 }
 
-void worker_reap_tenant(struct worker *w)
+void worker_reap_tenants(struct worker *w, bool all)
 {
-	if (w->zombie)
-		tenant_free(w->zombie);
-	w->zombie = NULL;
+	struct tenant **p = &w->closed;
+
+	while (*p) {
+		struct tenant *t = *p;
+
+		if (t->op.busy && !all) {
+			p = &t->next;
+			continue;
+		}
+		*p = t->next;
+		tenant_free(t);
+	}
 }
 
 void worker_to_tenant(struct worker *w, const void *frame, size_t len)

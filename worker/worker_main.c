@@ -117,7 +117,7 @@ static int serve(struct worker *w)
 			w->resume_tenant = false;
 			worker_tenant_resume(w);
 		}
-		worker_reap_tenant(w);
+		worker_reap_tenants(w, false);
 	}
 	return w->exit_code;
 }
@@ -127,7 +127,7 @@ static void teardown(struct worker *w)
 	worker_tenant_close(w);
 	backend_stop(&w->be);
 	ioloop_exit(&w->loop);
-	worker_reap_tenant(w);
+	worker_reap_tenants(w, true);
 	backend_free(&w->be);
 	close(w->timer_fd);
 	proto_reader_free(&w->guest_rd);
