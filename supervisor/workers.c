@@ -117,18 +117,16 @@ static enum sv_wstate violation(struct sv_worker *w)
 /* A VM leased before anyone could take it (the tenant gave up or left)
  * gets a connection already closed at the far end: the worker sees a
  * tenant leave at once and puts the VM back in the idle ring. */
-static void orphan_lease(struct sv_worker *w)
+static int orphan_lease(struct sv_worker *w)
 {
-	int sp[2];
+	int sp[2], rc;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
-		do_stop(w);
-		return;
-	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return -errno;
 	close(sp[1]);
-	if (sv_worker_lease(w, sp[0], 0, 0, now_ns()) < 0)
-		do_stop(w);
+	rc = sv_worker_lease(w, sp[0], 0, 0, now_ns());
 	close(sp[0]);
+	return rc;
 }
 
 static enum sv_wstate on_ready(struct sv_worker *w)
@@ -151,10 +149,10 @@ static enum sv_wstate on_ready(struct sv_worker *w)
 
 		w->parked = NULL;
 		sv_tenant_boot_ready(t, w);
-	} else {
-		orphan_lease(w);
+	} else if (orphan_lease(w)) {
+		return do_stop(w);
 	}
-	return w->state == W_STOPPING ? W_STOPPING : W_LEASED;
+	return W_LEASED;
 }
 
 static enum sv_wstate on_boot_fail(struct sv_worker *w)
