@@ -36,6 +36,10 @@ def worker_targets(b, image):
                  "INITRAMFS $out",
                  implicit=["guest/mkinitramfs.py", "/bin/busybox"])
         images.append(cpio)
-    b.test("worker_test", ["tests/worker_test.c", "tests/shm_helpers.c"],
+    harness = ["tests/worker_harness.c", "tests/shm_helpers.c"]
+    b.test("worker_test", ["tests/worker_test.c"] + harness,
            deps=["shm", "proto", "common"], inputs=images)
+    b.test("worker_kvm_test", ["tests/worker_kvm_test.c"] + harness,
+           deps=["shm", "proto", "common"], where="kvm",
+           inputs=[image, worker, b.out("guest/vmlinux")])
 # --- end worker ---
