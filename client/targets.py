@@ -1,0 +1,46 @@
+# client/: libvmpool (static, shared, pkg-config) and the vmpool CLI.
+import os
+import sys
+
+LIB_SRCS = ["client/pool.c", "client/lease.c", "client/ops.c"]
+# libvmpool carries the codec it is built on, so users link one library.
+BUNDLED = ["proto/proto.c", "proto/msg.c", "proto/reader.c",
+           "proto/client.c", "common/util.c"]
+HEADERS = ["client/vmpool.h", "client/internal.h", "proto/proto.h",
+           "proto/client.h", "proto/tenant.h", "common/util.h"]
+CLI_SRCS = ["client/cli.c", "client/cli_run.c", "client/cli_embed.c",
+            "client/cli_cp.c", "client/cli_shell.c", "client/cli_stats.c"]
+
+
+def shared_lib(b, srcs):
+    """libvmpool.so from -fPIC objects, exporting only the vmpool_ API."""
+    so = b.out("lib/libvmpool.so")
+    b.custom([so], srcs,
+             "$cc $cflags -fPIC -fvisibility=hidden -shared "
+             "-Wl,-soname,libvmpool.so -o $out $in $ldflags",
+             "SO $out", implicit=HEADERS)
+
+
+def pkg_config(b):
+    top = os.path.abspath(b.top)
+    pc = b.out("lib/pkgconfig/vmpool.pc")
+    b.custom([pc], ["client/vmpool.pc.in"],
+             "sed -e 's|@LIBDIR@|%s|' -e 's|@INCLUDEDIR@|%s|' "
+             "-e 's|@VERSION@|%s|' $in > $out" % (
+                 os.path.join(top, b.builddir, "lib"),
+                 os.path.join(top, "client"),
+                 getattr(sys.modules["__main__"], "VERSION", "0")),
+             "PC $out", implicit=["configure.py"])
+
+
+def targets(b):
+    srcs = LIB_SRCS + BUNDLED
+    b.library("vmpool", srcs)
+    shared_lib(b, srcs)
+    pkg_config(b)
+    if all(os.path.exists(os.path.join(b.top, s)) for s in CLI_SRCS):
+        b.program("vmpool", CLI_SRCS, deps=["vmpool", "vmm", "common"])
+
+    image = b.out("guest/initramfs.cpio")
+    b.test("client_test", ["tests/client_test.c"],
+           deps=["vmpool", "ns", "proto", "common"], inputs=[image])
