@@ -18,6 +18,8 @@ static const struct {
     {"virtio", bench_virtio, "virtio console echo, next to a socketpair"},
     {"shm", bench_shm,
      "pool lock and acquire+release, 1-4 processes, next to a plain mutex"},
+    {"worker", bench_worker,
+     "lease, release and requests through vmpool-worker, next to the agent"},
 };
 
 static int usage(void)

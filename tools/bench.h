@@ -12,5 +12,6 @@ int bench_boot(int argc, char **argv);
 int bench_ns(int argc, char **argv);
 int bench_virtio(int argc, char **argv);
 int bench_shm(int argc, char **argv);
+int bench_worker(int argc, char **argv);
 
 #endif

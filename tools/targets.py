@@ -15,7 +15,8 @@ def targets(b):
                                "tools/bench_ns.c",
                                "tools/bench_virtio.c",
                                "tools/bench_shm.c",
-                               "tools/bench_boot.c"],
+                               "tools/bench_boot.c",
+                               "tools/bench_worker.c"],
               deps=["ns", "proto", "virtio", "ioloop", "shm", "vmm",
                     "common"],
               libs=["uring"])
