@@ -332,6 +332,7 @@ Test(worker, lease_for_another_generation_is_refused,
 	struct proto_client c;
 	struct proto_frame f;
 	uint32_t slot;
+	struct ctl_msg m;
 	struct sup s;
 	int sv[2];
 
@@ -348,8 +349,10 @@ Test(worker, lease_for_another_generation_is_refused,
 	close(sv[0]);
 	proto_client_free(&c);
 
-	/* The right lease still works. */
-	s.generation = sup_slot_of(&s).generation;
+	/* The slot is not left leased to nobody. */
+	sup_expect_ctl(&s, CTL_RECYCLED, &m);
+	cr_assert_eq(sup_slot_of(&s).state, SLOT_IDLE);
+	sup_lease(&s);
 	sup_finish(&s);
 }
 

@@ -465,6 +465,20 @@ static void refuse_tenant(int fd, uint32_t id, const char *why)
 	close(fd);
 }
 
+/* A refused lease must not leave the slot leased to nobody: the pool
+ * gets it back as if the tenant had come and gone. */
+static void recycle_unserved(struct worker *w)
+{
+	struct shm_slot s;
+
+	if (w->state != WORKER_IDLE || read_slot(w, &s) ||
+	    s.state != SLOT_LEASED)
+		return;
+	relay_init(&w->relay);
+	w->state = WORKER_LEASED;
+	lease_end(w);
+}
+
 void worker_lease(struct worker *w, const struct ctl_msg *m, int fd)
 {
 	const char *why =
@@ -475,6 +489,7 @@ void worker_lease(struct worker *w, const struct ctl_msg *m, int fd)
 		pr_warn("lease of uid %u refused: %s", m->uid, why);
 		if (fd >= 0)
 			refuse_tenant(fd, m->id, why);
+		recycle_unserved(w);
 		return;
 	}
 
