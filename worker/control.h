@@ -21,6 +21,14 @@
  *		    generation; t0 is when the supervisor read ACQUIRE
  *		    (CLOCK_MONOTONIC ns), id the tenant's request id
  *   CTL_STOP	    destroy the VM and exit 0 (expiry, eviction, drain)
+ *
+ * Worker to supervisor, also: value of CTL_READY and CTL_RECYCLED is a
+ * slot the step evicted to stay within max_size (its worker must be
+ * stopped), else SHM_NO_SLOT; text of CTL_RECYCLED is "health checked"
+ * when the recycle ran the health check; CTL_EVICTED after a boot means
+ * a warm VM nobody needs (slot dead). A CTL_LEASE the worker refuses
+ * (uid or generation not the slot's) gets ERROR TENANT_E_NOT_LEASED on
+ * the connection; a slot still leased is then recycled (CTL_RECYCLED).
  */
 
 enum ctl_type {
