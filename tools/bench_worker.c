@@ -298,6 +298,18 @@ static struct series *new_series(struct series *s, const char *what, size_t cap)
 	return s->ns ? s : NULL;
 }
 
+static int alloc_series(struct series s[6], size_t runs)
+{
+	if (!new_series(&s[0], "lease (CTL_LEASE to LEASED)", runs) ||
+	    !new_series(&s[1], "release to CTL_RECYCLED", runs) ||
+	    !new_series(&s[2], "ping via worker", 2 * runs) ||
+	    !new_series(&s[3], "exec true via worker", 2 * runs) ||
+	    !new_series(&s[4], "ping direct", 2 * runs) ||
+	    !new_series(&s[5], "exec true direct", 2 * runs))
+		return -ENOMEM;
+	return 0;
+}
+
 static void report(struct series s[6], uint64_t boot, long rss[2], long anon[2])
 {
 	printf("worker: ns backend, boot to READY %.1f ms\n", boot / 1e6);
@@ -344,12 +356,7 @@ int bench_worker(int argc, char **argv)
 			"usage: vmpool-bench worker [-n RUNS] [-i IMAGE]\n");
 		return 2;
 	}
-	if (!new_series(&s[0], "lease (CTL_LEASE to LEASED)", runs) ||
-	    !new_series(&s[1], "release to CTL_RECYCLED", runs) ||
-	    !new_series(&s[2], "ping via worker", 2 * runs) ||
-	    !new_series(&s[3], "exec true via worker", 2 * runs) ||
-	    !new_series(&s[4], "ping direct", 2 * runs) ||
-	    !new_series(&s[5], "exec true direct", 2 * runs))
+	if (alloc_series(s, runs))
 		return 1;
 
 	err = start_worker(&sup, image, &boot);

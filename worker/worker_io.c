@@ -98,7 +98,8 @@ static void on_guest(struct ioloop_op *op, int res, unsigned flags)
 		return;
 	if (res & POLLOUT)
 		flush_guest(w);
-	if (w->state != WORKER_DONE && (res & (POLLIN | POLLRDHUP | POLLHUP)))
+	if (w->state != WORKER_DONE &&
+	    (res & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)))
 		worker_guest_resume(w);
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -27,6 +28,17 @@ static int tie_to_parent(void)
 	if (getppid() == 1)
 		return -ESRCH;
 	return 0;
+}
+
+/* The control fd must be the supervisor's SOCK_SEQPACKET end. */
+static int check_ctl_fd(int fd)
+{
+	socklen_t len = sizeof(int);
+	int type;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+		return -errno;
+	return type == SOCK_SEQPACKET ? 0 : -EPROTOTYPE;
 }
 
 /* The slot must be booting: the supervisor reserved it for us. */
@@ -135,6 +147,14 @@ static void teardown(struct worker *w)
 	shm_detach(w->shm);
 }
 
+static void usage(void)
+{
+	fprintf(stderr, "usage: vmpool-worker --pool NAME --slot N --ctl-fd FD "
+			"--backend ns|kvm --image CPIO [--kernel VMLINUX] "
+			"[--mem BYTES] [--vcpus N] [--health-timeout DURATION] "
+			"[--boot-timeout DURATION] [-v]\n");
+}
+
 /* Options, the pool and the loop; a failure here is permanent. */
 static int start(struct worker *w, int argc, char **argv)
 {
@@ -144,11 +164,7 @@ static int start(struct worker *w, int argc, char **argv)
 	err = worker_parse_args(argc, argv, &w->o, why, sizeof(why));
 	if (err) {
 		pr_err("%s", why);
-		fprintf(stderr,
-			"usage: vmpool-worker --pool NAME --slot N --ctl-fd FD "
-			"--backend ns|kvm --image CPIO [--kernel VMLINUX] "
-			"[--mem BYTES] [--vcpus N] [--health-timeout DURATION] "
-			"[--boot-timeout DURATION] [-v]\n");
+		usage();
 		return err;
 	}
 	log_set_slot(w->o.slot);
@@ -157,6 +173,11 @@ static int start(struct worker *w, int argc, char **argv)
 		w->o.be.log_fd = STDERR_FILENO;
 	}
 
+	err = check_ctl_fd(w->o.ctl_fd);
+	if (err) {
+		pr_err("--ctl-fd %d: %s", w->o.ctl_fd, strerror(-err));
+		return err;
+	}
 	err = tie_to_parent();
 	if (err) {
 		pr_err("prctl PR_SET_PDEATHSIG: %s", strerror(-err));
