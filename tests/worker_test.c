@@ -112,6 +112,54 @@ Test(worker, files_written_are_read_back, .timeout = WORKER_TEST_TIMEOUT)
 	sup_finish(&s);
 }
 
+static void count_bytes(void *arg, int stream, const void *p, size_t n)
+{
+	uint64_t *count = arg;
+
+	if (stream == 1)
+		*count += n;
+}
+
+/* More than the worker buffers either way: its pauses must not lose or
+ * wedge anything. */
+Test(worker, bulk_output_and_files_pass_intact, .timeout = WORKER_TEST_TIMEOUT)
+{
+	const char *argv[] = {"head -c 20000000 /dev/zero", NULL};
+	struct proto_exec_req req = {.argv = argv, .flags = PROTO_EXEC_SHELL};
+	struct pool_config cfg = sup_config(0);
+	size_t left = 12 << 20;
+	uint64_t n = 0, written, nread, xs = 0;
+	struct proto_exit res;
+	struct sup s;
+
+	uint8_t buf[256];
+	struct proto_frame f;
+
+	sup_spawn_ready(&s, &cfg, NULL);
+	sup_lease(&s);
+	sup_send_frame(&s, buf, proto_build_exec(buf, sizeof(buf), 2, &req));
+	/* A tenant slow to read: the worker's queue for it fills up. */
+	usleep(300 * 1000);
+	do {
+		cr_assert_eq(proto_client_recv(&s.c, &f), 0);
+		cr_assert_eq(f.id, 2);
+		if (f.type == PROTO_STDOUT)
+			n += f.len;
+	} while (f.type == PROTO_STDOUT);
+	cr_assert_eq(f.type, PROTO_EXIT);
+	cr_assert_eq(n, 20000000);
+	cr_assert_eq(proto_client_exec(&s.c, &req, count_bytes, &n, &res), 0);
+	cr_assert_eq(n, 40000000);
+	cr_assert_eq(proto_client_write(&s.c, "/tmp/big", 0644, 0, source,
+					&left, &written),
+		     0);
+	cr_assert_eq(written, 12 << 20);
+	cr_assert_eq(
+	    proto_client_read(&s.c, "/tmp/big", 0, 0, sink, &xs, &nread), 0);
+	cr_assert_eq(xs, 12 << 20);
+	sup_finish(&s);
+}
+
 Test(worker, host_only_requests_and_host_ids_are_refused,
      .timeout = WORKER_TEST_TIMEOUT)
 {
