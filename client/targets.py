@@ -43,3 +43,16 @@ def targets(b):
     image = b.out("guest/initramfs.cpio")
     b.test("client_test", ["tests/client_test.c"],
            deps=["vmpool", "ns", "proto", "common"], inputs=[image])
+    e2e_targets(b)
+
+
+def e2e_targets(b):
+    """End-to-end suites: a real vmpoold with ns workers, via libvmpool."""
+    inputs = [b.out("bin/vmpoold"), b.out("bin/vmpool-worker"),
+              b.out("bin/vmpool"), b.out("guest/initramfs.cpio")]
+    helpers = ["tests/e2e_helpers.c", "tests/supervisor_helpers.c"]
+    deps = ["vmpool", "shm", "proto", "vmm", "common"]
+    for name in ("e2e_pool_test", "e2e_tenants_test", "e2e_cli_test"):
+        if os.path.exists(os.path.join(b.top, "tests", name + ".c")):
+            b.test(name, ["tests/%s.c" % name] + helpers, deps=deps,
+                   inputs=inputs)
