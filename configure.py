@@ -24,6 +24,7 @@ PACKAGES = [
     "liburing-dev", "libcriterion-dev", "busybox-static", "cpio",
     "linux-source-6.1", "flex", "bison", "bc", "libelf-dev",
     "libssl-dev", "make", "xz-utils", "qemu-system-x86", "bubblewrap",
+    "libjson-c-dev",
 ]
 
 # Folders holding a targets.py, in dependency order.

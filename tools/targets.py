@@ -20,3 +20,10 @@ def targets(b):
               deps=["ns", "proto", "virtio", "ioloop", "shm", "vmm",
                     "common"],
               libs=["uring"])
+    top = b.program("vmpool-top", [
+        "tools/top.c", "tools/top_snap.c", "tools/top_model.c",
+        "tools/top_text.c", "tools/top_json.c", "tools/top_prom.c",
+        "tools/top_term.c"], deps=["shm", "common"], libs=["m"])
+    b.test("top_test", ["tests/top_test.c", "tools/top_snap.c",
+                        "tools/top_model.c", "tests/shm_helpers.c"],
+           deps=["shm", "common"], libs=["json-c", "m"], inputs=[top])
