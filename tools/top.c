@@ -54,7 +54,7 @@ static int usage(FILE *f, int code)
 		"(implies --once)\n"
 		"  -h, --help         this help;  -V, --version\n"
 		"\n"
-		"Keys: q quit, p pause, s next sort column, r reverse sort.\n"
+		"Keys: q quit, p pause, s (S) next (previous) sort column, r reverse.\n"
 		"Exit: 0 ok, 1 error (no such pool, unreadable), 2 usage.\n");
 	return code;
 }
@@ -261,11 +261,7 @@ static void draw(struct live *l)
 	l->view.rows = l->rows;
 	l->view.note = l->note[0] ? l->note : NULL;
 
-	if (l->shown.seg)
-		top_text_write(f, &l->shown, &l->view);
-	else
-		fprintf(f, "vmpool-top  pool %s\n\n! %s\n\nq quit",
-			l->shown.name, l->note);
+	top_text_write(f, &l->shown, &l->view);
 	fclose(f);
 
 	top_term_draw(frame, len, l->rows, l->cols);
@@ -301,10 +297,9 @@ static bool on_key(struct live *l, int key)
 /* Redraw on every key or signal; refresh when the interval is up. */
 static int watch(struct live *l, const struct options *o)
 {
-	uint64_t due = 0;
+	uint64_t due = now_ns() + o->interval_ns;
 	int key = 0;
 
-	snprintf(l->shown.name, sizeof(l->shown.name), "%s", o->name);
 	while (!top_term_stopped()) {
 		uint64_t now = now_ns();
 
@@ -324,29 +319,41 @@ static int watch(struct live *l, const struct options *o)
 	return 0;
 }
 
+/* The first snapshot comes before the screen: a pool that is not
+ * there is an error, as in --once. */
 static int run_live(const struct options *o)
 {
 	struct live l = {.view = {.live = true}};
-	int rc = top_term_enter();
+	int rc = take_patiently(&l.shown, o->name);
+	int code = EXIT_ERROR;
 
+	if (rc) {
+		log_take_error(rc, o->name);
+		goto out_free;
+	}
+	set_note(&l);
+
+	rc = top_term_enter();
 	if (rc == -ENOTTY) {
 		pr_err("the live view needs a terminal; use --once");
-		return EXIT_USAGE;
+		code = EXIT_USAGE;
+		goto out_free;
 	}
 	if (rc) {
 		top_term_leave();
 		pr_err("terminal setup: %s", strerror(-rc));
-		return EXIT_ERROR;
+		goto out_free;
 	}
 
 	rc = watch(&l, o);
 	top_term_leave();
-	top_snap_free(&l.shown);
-	top_snap_free(&l.next);
-
 	if (rc)
 		pr_err("reading keys: %s", strerror(-rc));
-	return rc ? EXIT_ERROR : 0;
+
+out_free:
+	top_snap_free(&l.shown);
+	top_snap_free(&l.next);
+	return rc ? code : 0;
 }
 
 int main(int argc, char **argv)

@@ -79,6 +79,12 @@ static void str(struct jw *w, const char *key, const char *s)
 	string(w->f, s);
 }
 
+static void null(struct jw *w, const char *key)
+{
+	member(w, key);
+	fputs("null", w->f);
+}
+
 static void boolean(struct jw *w, const char *key, bool v)
 {
 	member(w, key);
@@ -152,8 +158,7 @@ static void percentile(struct jw *w, const char *key, const uint64_t *hist,
 		u64(w, key, ns);
 		return;
 	}
-	member(w, key);
-	fputs("null", w->f);
+	null(w, key);
 }
 
 static void latency(struct jw *w, const struct top_snap *snap)
@@ -205,15 +210,15 @@ static void event(struct jw *w, const struct top_snap *snap,
 	u64(w, "age_ns", top_age(snap, ev->time_ns));
 	str(w, "kind", top_event_name(ev->kind));
 	if (ev->slot == SHM_NO_SLOT) {
-		member(w, "slot");
-		fputs("null", w->f);
+		null(w, "slot");
+		null(w, "state");
 	} else {
 		u64(w, "slot", ev->slot);
+		str(w, "state", shm_state_name(ev->state));
 	}
 	u64(w, "value", ev->value);
 	u64(w, "pid", ev->pid);
 	u64(w, "uid", ev->uid);
-	str(w, "state", shm_state_name(ev->state));
 	str(w, "text", words);
 	close_(w, '}');
 }

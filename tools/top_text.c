@@ -173,7 +173,8 @@ static void slot_row(struct pen *p, const struct top_snap *snap, uint32_t i)
 		top_fmt_ns(top_age(snap, s->last_used_ns), used, sizeof(used));
 	else
 		snprintf(used, sizeof(used), "never");
-	if (s->state == SLOT_LEASED || s->state == SLOT_BOOTING)
+	if (s->state == SLOT_LEASED ||
+	    (s->state == SLOT_BOOTING && s->purpose == BOOT_LEASE))
 		snprintf(uid, sizeof(uid), "%u", s->owner_uid);
 	if (s->pid)
 		snprintf(pid, sizeof(pid), "%u", s->pid);
