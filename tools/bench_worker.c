@@ -6,6 +6,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "kvm/vm.h"
 #include "proto/client.h"
 #include "proto/tenant.h"
 #include "shm/pool.h"
@@ -34,6 +36,7 @@ struct sup {
 	int ctl;
 	pid_t pid;
 	struct proto_client c;
+	const char *kernel; /* the kvm backend's; NULL: ns */
 };
 
 struct series {
@@ -91,6 +94,31 @@ static long status_kb(pid_t pid, const char *field)
 	return kb;
 }
 
+/* KiB resident in mappings of exactly `size` bytes (the guest's RAM)
+ * and in all the others, from /proc/PID/smaps. */
+static int split_rss(pid_t pid, uint64_t size, long *guest, long *rest)
+{
+	unsigned long lo, hi;
+	char path[64], line[256];
+	bool in_guest = false;
+	FILE *f;
+	long kb;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	*guest = *rest = 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			in_guest = hi - lo == size;
+		else if (sscanf(line, "Rss: %ld kB", &kb) == 1)
+			*(in_guest ? guest : rest) += kb;
+	}
+	fclose(f);
+	return 0;
+}
+
 static int recv_ctl(struct sup *s, struct ctl_msg *m)
 {
 	struct pollfd p = {.fd = s->ctl, .events = POLLIN};
@@ -105,13 +133,19 @@ static int recv_ctl(struct sup *s, struct ctl_msg *m)
 static void exec_worker(struct sup *s, const char *image, int fd)
 {
 	char worker[PATH_MAX], slot[16], fdarg[16];
-	char *argv[] = {worker, "--pool",   s->pool,	   "--slot",
-			slot,	"--ctl-fd", fdarg,	   "--backend",
-			"ns",	"--image",  (char *)image, NULL};
+	char *argv[] = {worker,	       "--pool",    s->pool, "--slot",
+			slot,	       "--ctl-fd",  fdarg,   "--image",
+			(char *)image, "--backend", "ns",    NULL,
+			NULL,	       NULL};
 
 	sibling(worker, sizeof(worker), "bin/vmpool-worker");
 	snprintf(slot, sizeof(slot), "%u", s->slot);
 	snprintf(fdarg, sizeof(fdarg), "%d", fd);
+	if (s->kernel) {
+		argv[10] = "kvm";
+		argv[11] = "--kernel";
+		argv[12] = (char *)s->kernel;
+	}
 	fcntl(fd, F_SETFD, 0);
 	execv(worker, argv);
 	_exit(127);
@@ -310,34 +344,73 @@ static int alloc_series(struct series s[6], size_t runs)
 	return 0;
 }
 
-static void report(struct series s[6], uint64_t boot, long rss[2], long anon[2])
+struct figures {
+	uint64_t boot;
+	long rss[2];	  /* KiB after boot, after the runs */
+	long guest, rest; /* KiB in the guest's RAM, and the rest */
+};
+
+static void report(struct sup *sup, struct series s[6], struct figures *fg)
 {
-	printf("worker: ns backend, boot to READY %.1f ms\n", boot / 1e6);
-	printf("  worker RSS: %ld KiB after boot, %ld KiB after the runs "
-	       "(anonymous %ld / %ld KiB)\n",
-	       rss[0], rss[1], anon[0], anon[1]);
-	for (int i = 0; i < 6; i++)
+	printf("worker: %s backend, boot to READY %.1f ms\n",
+	       sup->kernel ? "kvm" : "ns", fg->boot / 1e6);
+	printf("  worker RSS: %ld KiB after boot, %ld KiB after the runs\n",
+	       fg->rss[0], fg->rss[1]);
+	if (sup->kernel)
+		printf("  of which guest RAM %ld KiB; the worker itself %ld "
+		       "KiB (%.1f%% of the total)\n",
+		       fg->guest, fg->rest,
+		       100.0 * fg->rest / (fg->rest + fg->guest));
+	for (int i = 0; i < (sup->kernel ? 4 : 6); i++)
 		print_series(&s[i]);
-	printf("  through the worker / direct: ping %.2fx, exec %.2fx\n",
-	       p_us(&s[2], 50) / p_us(&s[4], 50),
-	       p_us(&s[3], 50) / p_us(&s[5], 50));
+	if (!sup->kernel)
+		printf(
+		    "  through the worker / direct: ping %.2fx, exec %.2fx\n",
+		    p_us(&s[2], 50) / p_us(&s[4], 50),
+		    p_us(&s[3], 50) / p_us(&s[5], 50));
 }
 
 static int parse_args(int argc, char **argv, size_t *runs, char *image,
-		      size_t cap)
+		      size_t cap, struct sup *sup)
 {
 	uint64_t v;
 	int c;
 
-	while ((c = getopt(argc, argv, "n:i:")) != -1) {
+	while ((c = getopt(argc, argv, "n:i:k:")) != -1) {
 		if (c == 'n' && !parse_u64(optarg, 4, 1000000, &v))
 			*runs = v;
 		else if (c == 'i')
 			snprintf(image, cap, "%s", optarg);
+		else if (c == 'k')
+			sup->kernel = optarg;
 		else
 			return -EINVAL;
 	}
 	return 0;
+}
+
+/* Lease cycles, then one long lease; the worker's memory around them. */
+static int through_worker(struct sup *sup, const char *image,
+			  struct series s[6], size_t runs, struct figures *fg)
+{
+	int err = start_worker(sup, image, &fg->boot);
+
+	if (err) {
+		pr_err("starting vmpool-worker: %s", strerror(-err));
+		return err;
+	}
+	fg->rss[0] = status_kb(sup->pid, "VmRSS");
+	err = cycles(sup, &s[0], &s[1], &s[2], &s[3], runs);
+	if (!err)
+		err = lease(sup, &s[0].ns[s[0].n++]);
+	if (!err)
+		err = round_trips(&sup->c, &s[2], &s[3], runs);
+	if (!err)
+		err = release(sup, &s[1].ns[s[1].n++]);
+	fg->rss[1] = status_kb(sup->pid, "VmRSS");
+	split_rss(sup->pid, VM_DEFAULT_MEM, &fg->guest, &fg->rest);
+	stop_worker(sup);
+	return err;
 }
 
 int bench_worker(int argc, char **argv)
@@ -345,41 +418,26 @@ int bench_worker(int argc, char **argv)
 	char image[PATH_MAX];
 	struct series s[6];
 	size_t runs = DEFAULT_RUNS;
-	long rss[2], anon[2];
+	struct figures fg = {0};
 	struct sup sup = {0};
-	uint64_t boot;
 	int err;
 
 	sibling(image, sizeof(image), "guest/initramfs.cpio");
-	if (parse_args(argc, argv, &runs, image, sizeof(image))) {
-		fprintf(stderr,
-			"usage: vmpool-bench worker [-n RUNS] [-i IMAGE]\n");
+	if (parse_args(argc, argv, &runs, image, sizeof(image), &sup)) {
+		fprintf(stderr, "usage: vmpool-bench worker [-n RUNS] "
+				"[-i IMAGE] [-k VMLINUX (kvm backend)]\n");
 		return 2;
 	}
 	if (alloc_series(s, runs))
 		return 1;
 
-	err = start_worker(&sup, image, &boot);
-	if (err) {
-		pr_err("starting vmpool-worker: %s", strerror(-err));
-		return 1;
-	}
-	rss[0] = status_kb(sup.pid, "VmRSS");
-	anon[0] = status_kb(sup.pid, "RssAnon");
-	err = cycles(&sup, &s[0], &s[1], &s[2], &s[3], runs);
-	if (!err && !lease(&sup, &s[0].ns[s[0].n++]))
-		err = round_trips(&sup.c, &s[2], &s[3], runs);
-	if (!err)
-		err = release(&sup, &s[1].ns[s[1].n++]);
-	rss[1] = status_kb(sup.pid, "VmRSS");
-	anon[1] = status_kb(sup.pid, "RssAnon");
-	stop_worker(&sup);
-	if (!err)
+	err = through_worker(&sup, image, s, runs, &fg);
+	if (!err && !sup.kernel)
 		err = direct(image, &s[4], &s[5], runs + runs / 4 * 4);
 	if (err) {
 		pr_err("worker benchmark: %s", strerror(-err));
 		return 1;
 	}
-	report(s, boot, rss, anon);
+	report(&sup, s, &fg);
 	return 0;
 }
