@@ -119,6 +119,8 @@ void worker_lease(struct worker *w, const struct ctl_msg *m, int fd);
 void worker_timeout(struct worker *w);
 /* The guest broke the protocol or is not fit: evict it and leave. */
 void worker_evict(struct worker *w, const char *why);
+/* Report a failed boot to the pool and the supervisor; leave with code. */
+void worker_boot_failed(struct worker *w, int err, int code, const char *why);
 /* The guest is gone: tell the tenant, leave as a crash. */
 void worker_guest_lost(struct worker *w, const char *why);
 /* Leave with code; the tenant, if any, is told the VM is lost. */

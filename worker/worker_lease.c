@@ -47,16 +47,20 @@ void worker_finish(struct worker *w, int code)
 	w->exit_code = code;
 }
 
+void worker_boot_failed(struct worker *w, int err, int code, const char *why)
+{
+	pr_err("boot failed: %s", why);
+	pool_boot_done(w->shm, w->o.slot, getpid(), false, now_ns(), NULL);
+	worker_send_ctl(w, CTL_BOOT_FAIL, err, 0, why);
+	worker_finish(w, code);
+}
+
 void worker_guest_lost(struct worker *w, const char *why)
 {
 	if (w->state == WORKER_DONE)
 		return;
 	if (w->state == WORKER_BOOTING) {
-		pr_err("boot failed: %s", why);
-		pool_boot_done(w->shm, w->o.slot, getpid(), false, now_ns(),
-			       NULL);
-		worker_send_ctl(w, CTL_BOOT_FAIL, -EPIPE, 0, why);
-		worker_finish(w, WORKER_EXIT_TEMPFAIL);
+		worker_boot_failed(w, -EPIPE, WORKER_EXIT_TEMPFAIL, why);
 		return;
 	}
 	pr_err("%s", why);
@@ -87,12 +91,17 @@ static void slot_dead(struct worker *w, enum recycle_result result)
 	uint64_t now = now_ns();
 	bool hc;
 
+	int err = 0;
+
 	if (w->state == WORKER_LEASED)
-		pool_release(w->shm, w->o.slot, now, &hc);
-	if (w->state == WORKER_LEASED || w->state == WORKER_RECYCLING)
-		pool_recycle_done(w->shm, w->o.slot, result, now, NULL);
+		err = pool_release(w->shm, w->o.slot, now, &hc);
+	if (!err && (w->state == WORKER_LEASED || w->state == WORKER_RECYCLING))
+		err = pool_recycle_done(w->shm, w->o.slot, result, now, NULL);
 	else if (w->state == WORKER_IDLE)
-		pool_evict(w->shm, w->o.slot, now);
+		err = pool_evict(w->shm, w->o.slot, now);
+	/* The supervisor then sees a crash, and the pool stays right. */
+	if (err)
+		pr_warn("marking the slot dead: %s", shm_strerror(err));
 }
 
 static void evict_for(struct worker *w, enum recycle_result result,
@@ -131,7 +140,9 @@ static void boot_ready(struct worker *w, const struct proto_frame *f)
 		return;
 	}
 	if (version != PROTO_VERSION) {
-		worker_guest_lost(w, "the agent speaks another version");
+		/* The image does not match this build: it never will. */
+		worker_boot_failed(w, -EPROTONOSUPPORT, WORKER_EXIT_PERMFAIL,
+				   "the agent speaks another protocol version");
 		return;
 	}
 	worker_arm_timer(w, 0);
@@ -510,7 +521,8 @@ void worker_lease(struct worker *w, const struct ctl_msg *m, int fd)
 void worker_timeout(struct worker *w)
 {
 	if (w->state == WORKER_BOOTING) {
-		worker_guest_lost(w, "no HELLO from the agent in time");
+		worker_boot_failed(w, -ETIMEDOUT, WORKER_EXIT_TEMPFAIL,
+				   "no HELLO from the agent in time");
 		return;
 	}
 	if (w->state != WORKER_RECYCLING)

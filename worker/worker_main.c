@@ -78,18 +78,18 @@ static int setup_loop(struct worker *w)
 	return err;
 }
 
-/* Report a failed boot to the pool and the supervisor; the exit code. */
+/* A step of the boot failed: the exit code. */
 static int boot_failed(struct worker *w, int err, const char *why)
 {
 	char text[512];
-	bool permanent = w->be.permanent;
 
 	snprintf(text, sizeof(text), "%s: %s%s%s", why, strerror(-err),
 		 w->be.detail[0] ? ": " : "", w->be.detail);
-	pr_err("boot failed: %s", text);
-	pool_boot_done(w->shm, w->o.slot, getpid(), false, now_ns(), NULL);
-	worker_send_ctl(w, CTL_BOOT_FAIL, err, 0, text);
-	return permanent ? WORKER_EXIT_PERMFAIL : WORKER_EXIT_TEMPFAIL;
+	worker_boot_failed(w, err,
+			   w->be.permanent ? WORKER_EXIT_PERMFAIL
+					   : WORKER_EXIT_TEMPFAIL,
+			   text);
+	return w->exit_code;
 }
 
 static int boot(struct worker *w)
