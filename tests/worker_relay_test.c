@@ -266,12 +266,11 @@ Test(relay, queue_sends_everything_in_order)
 {
 	struct relay_queue q = {0};
 	char big[100000], got[100000];
-	int sv[2];
+	int sv[2], small = 4096;
+	size_t total = 0;
 
 	for (size_t i = 0; i < sizeof(big); i++)
 		big[i] = (char)i;
-	int small = 4096;
-
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	cr_assert_eq(
 	    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
@@ -281,7 +280,6 @@ Test(relay, queue_sends_everything_in_order)
 		     "a socket buffer smaller than the data");
 	cr_assert_eq(relay_queue_put(&q, "tail", 4), 0);
 
-	size_t total = 0;
 	while (total < sizeof(big)) {
 		ssize_t n = read(sv[1], got + total, sizeof(got) - total);
 

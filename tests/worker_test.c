@@ -348,6 +348,24 @@ Test(worker, stop_exits_zero_and_leaves_no_sandbox,
 	sup_finish(&s);
 }
 
+Test(worker, stop_during_a_lease_tells_the_tenant_its_vm_is_lost,
+     .timeout = WORKER_TEST_TIMEOUT)
+{
+	struct ctl_msg m = {.type = CTL_STOP};
+	struct pool_config cfg = sup_config(0);
+	struct proto_frame f;
+	struct sup s;
+
+	sup_spawn_ready(&s, &cfg, NULL);
+	sup_lease(&s);
+	m.slot = s.slot;
+	cr_assert_eq(send(s.ctl, &m, sizeof(m), 0), (ssize_t)sizeof(m));
+	cr_assert_eq(sup_wait_exit(&s), WORKER_EXIT_OK);
+	cr_assert_eq(sup_recv_error(&s, 0), TENANT_E_VM_LOST);
+	cr_assert_eq(proto_client_recv(&s.c, &f), -EPIPE);
+	sup_finish(&s);
+}
+
 Test(worker, guest_death_ends_the_lease_as_a_crash,
      .timeout = WORKER_TEST_TIMEOUT)
 {
