@@ -15,6 +15,7 @@ static const struct {
      "exec and file transfer through the agent, next to direct syscalls"},
     {"boot", bench_boot, "guest boot to READY, quiet next to full console"},
     {"ns", bench_ns, "ns sandbox start to HELLO, next to bwrap true (cold)"},
+    {"pool", bench_pool, "leases through vmpoold (ns), next to bwrap true"},
     {"virtio", bench_virtio, "virtio console echo, next to a socketpair"},
     {"shm", bench_shm,
      "pool lock and acquire+release, 1-4 processes, next to a plain mutex"},

@@ -10,8 +10,13 @@
 int bench_agent(int argc, char **argv);
 int bench_boot(int argc, char **argv);
 int bench_ns(int argc, char **argv);
+int bench_pool(int argc, char **argv);
 int bench_virtio(int argc, char **argv);
 int bench_shm(int argc, char **argv);
 int bench_worker(int argc, char **argv);
+
+/* Shared peers. bwrap running true in fresh namespaces, the host's /usr
+ * as its root (bench_ns.c): 0 and the time taken, or -errno. */
+int bench_bwrap_true(uint64_t *took);
 
 #endif

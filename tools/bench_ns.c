@@ -109,7 +109,7 @@ static int one_sandbox(const struct ns_opts *opts, uint64_t *to_hello,
 	return err;
 }
 
-static int one_bwrap(uint64_t *took)
+int bench_bwrap_true(uint64_t *took)
 {
 	uint64_t t0 = now_ns();
 	int status, err;
@@ -182,12 +182,12 @@ static int measure(struct config *cfg, struct series s[3])
 
 	err = one_sandbox(&cfg->opts, &warm, &warm2, &cfg->limits);
 	if (!err)
-		err = one_bwrap(&warm);
+		err = bench_bwrap_true(&warm);
 	for (size_t i = 0; !err && i < cfg->runs; i++) {
 		err = one_sandbox(&cfg->opts, &s[0].ns[i], &s[1].ns[i],
 				  &cfg->limits);
 		if (!err)
-			err = one_bwrap(&s[2].ns[i]);
+			err = bench_bwrap_true(&s[2].ns[i]);
 		s[0].n = s[1].n = s[2].n = i + 1;
 	}
 	return err;

@@ -13,12 +13,13 @@ def targets(b):
     testhost_targets(b)
     b.program("vmpool-bench", ["tools/bench.c", "tools/bench_agent.c",
                                "tools/bench_ns.c",
+                               "tools/bench_pool.c",
                                "tools/bench_virtio.c",
                                "tools/bench_shm.c",
                                "tools/bench_boot.c",
                                "tools/bench_worker.c"],
-              deps=["ns", "proto", "virtio", "ioloop", "shm", "vmm",
-                    "common"],
+              deps=["vmpool", "ns", "proto", "virtio", "ioloop", "shm",
+                    "vmm", "common"],
               libs=["uring"])
     top = b.program("vmpool-top", [
         "tools/top.c", "tools/top_snap.c", "tools/top_model.c",

@@ -1,0 +1,461 @@
+/* vmpool-bench pool: lease latency through vmpoold, next to bwrap true. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/vmpool.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "tools/bench.h"
+
+#define DEFAULT_RUNS 2000
+#define CONCURRENT   16
+#define COLD_RUNS    20
+#define START_NS     (30ull * 1000000000)
+
+struct series {
+	const char *what;
+	uint64_t *ns;
+	size_t n;
+	size_t cap;
+	pthread_mutex_t lock;
+};
+
+struct daemon {
+	pid_t pid;
+	char dir[64];
+	char sock[96];
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double pct_us(struct series *s, unsigned p)
+{
+	size_t at = MIN(s->n - 1, s->n * p / 100);
+
+	qsort(s->ns, s->n, sizeof(*s->ns), cmp_u64);
+	return s->ns[at] / 1e3;
+}
+
+static void print_series(struct series *s)
+{
+	if (!s->n) {
+		printf("%-34s no samples\n", s->what);
+		return;
+	}
+	printf("%-34s n %5zu  p50 %9.1f us  p99 %9.1f us\n", s->what, s->n,
+	       pct_us(s, 50), pct_us(s, 99));
+}
+
+static int series_init(struct series *s, const char *what, size_t cap)
+{
+	s->what = what;
+	s->n = 0;
+	s->cap = cap;
+	s->ns = calloc(cap, sizeof(*s->ns));
+	pthread_mutex_init(&s->lock, NULL);
+	return s->ns ? 0 : -ENOMEM;
+}
+
+static void series_add(struct series *s, uint64_t ns)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->n < s->cap)
+		s->ns[s->n++] = ns;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void sibling(char *out, size_t cap, const char *name)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	exe[n > 0 ? n : 0] = '\0';
+	snprintf(out, cap, "%s/%s", dirname(exe), name);
+}
+
+static void nap_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000,
+			      .tv_nsec = ms % 1000 * 1000000};
+
+	nanosleep(&ts, NULL);
+}
+
+/* The daemon's log would interleave with the figures. */
+static void quiet(void)
+{
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	dup2(fd, 0);
+	dup2(fd, 1);
+	dup2(fd, 2);
+}
+
+/* An ns pool of its own with min_size warm VMs; waits for its socket. */
+static int daemon_start(struct daemon *d, const char *min, const char *max)
+{
+	char bin[PATH_MAX], name[32];
+	uint64_t deadline = now_ns() + START_NS;
+
+	snprintf(d->dir, sizeof(d->dir), "/tmp/vmpool-bench-XXXXXX");
+	if (!mkdtemp(d->dir))
+		return -errno;
+	snprintf(d->sock, sizeof(d->sock), "%s/s.sock", d->dir);
+	snprintf(name, sizeof(name), "bench-%d", (int)getpid());
+	sibling(bin, sizeof(bin), "vmpoold");
+
+	d->pid = fork();
+	if (d->pid < 0)
+		return -errno;
+	if (d->pid == 0) {
+		quiet();
+		execl(bin, bin, "--name", name, "--socket", d->sock,
+		      "--backend", "ns", "--min-size", min, "--max-size", max,
+		      "--max-total", "64", (char *)NULL);
+		_exit(127);
+	}
+
+	while (now_ns() < deadline) {
+		struct vmpool *p;
+		int r = vmpool_connect(d->sock, &p);
+
+		vmpool_close(p);
+		if (r == 0)
+			return 0;
+		if (waitpid(d->pid, NULL, WNOHANG) == d->pid)
+			return -ECHILD;
+		nap_ms(5);
+	}
+	return -ETIMEDOUT;
+}
+
+static void daemon_stop(struct daemon *d)
+{
+	if (d->pid > 0) {
+		kill(d->pid, SIGTERM);
+		waitpid(d->pid, NULL, 0);
+	}
+	rmdir(d->dir);
+}
+
+/* Wait until the pool holds at least n idle VMs. */
+static int wait_idle(struct vmpool *p, uint64_t n)
+{
+	uint64_t deadline = now_ns() + START_NS;
+	struct vmpool_counter cs[32];
+
+	while (now_ns() < deadline) {
+		int k = vmpool_stats(p, cs, ARRAY_SIZE(cs));
+
+		if (k < 0)
+			return k;
+		for (int i = 0; i < MIN(k, (int)ARRAY_SIZE(cs)); i++)
+			if (!strcmp(cs[i].name, "idle") && cs[i].value >= n)
+				return 0;
+		nap_ms(2);
+	}
+	return -ETIMEDOUT;
+}
+
+struct loop {
+	const char *sock;
+	size_t runs;
+	bool exec;
+	struct series *lease; /* acquire, hits only; or NULL */
+	struct series *round; /* acquire + exec true + release */
+	size_t misses;
+	size_t lost; /* acquires answered "VM lost", retried */
+	int err;
+};
+
+static int exec_true(struct vmpool_lease *l)
+{
+	const char *argv[] = {"true", NULL};
+	struct vmpool_exec x = {.argv = argv};
+	struct vmpool_result res;
+	int r = vmpool_exec(l, &x, &res);
+
+	return r ? r : (vmpool_result_code(&res) ? -ECHILD : 0);
+}
+
+/* One lease: timed acquire, optional exec, release. */
+static int one_lease(struct vmpool *p, struct loop *lp)
+{
+	struct vmpool_lease_info info;
+	struct vmpool_lease *l;
+	uint64_t t0 = now_ns(), t1;
+	int r = vmpool_acquire(p, 0, &l);
+
+	if (r)
+		return r;
+	t1 = now_ns();
+	vmpool_lease_info(l, &info);
+	if (!info.hit)
+		lp->misses++;
+	else if (lp->lease)
+		series_add(lp->lease, t1 - t0);
+
+	r = lp->exec ? exec_true(l) : 0;
+	if (vmpool_release(l) && !r)
+		r = -ECONNRESET;
+	if (!r && lp->round)
+		series_add(lp->round, now_ns() - t0);
+	return r;
+}
+
+static void *lease_loop(void *arg)
+{
+	struct loop *lp = arg;
+	uint64_t deadline = now_ns() + START_NS;
+	struct vmpool *p;
+	size_t done = 0;
+
+	lp->err = vmpool_connect(lp->sock, &p);
+	while (!lp->err && done < lp->runs && now_ns() < deadline) {
+		lp->err = one_lease(p, lp);
+		if (lp->err == -ECONNRESET &&
+		    vmpool_error_code(p) == VMPOOL_E_VM_LOST) {
+			lp->lost++;
+			lp->err = 0;
+			continue;
+		}
+		if (lp->err == -EAGAIN) {
+			lp->err = 0;
+			nap_ms(1);
+			continue;
+		}
+		done++;
+	}
+	if (lp->err)
+		pr_err("lease loop: %s", vmpool_error(p));
+	else if (done < lp->runs)
+		pr_warn("lease loop: %zu of %zu leases in %llu s", done,
+			lp->runs, (unsigned long long)(START_NS / 1000000000));
+	vmpool_close(p);
+	return NULL;
+}
+
+/* n tenants at once, each runs/n leases. */
+static int concurrent(struct loop *proto, size_t n)
+{
+	pthread_t th[CONCURRENT];
+	struct loop lp[CONCURRENT];
+	size_t misses = 0;
+	int err = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		lp[i] = *proto;
+		lp[i].runs = proto->runs / n;
+		pthread_create(&th[i], NULL, lease_loop, &lp[i]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		pthread_join(th[i], NULL);
+		misses += lp[i].misses;
+		proto->lost += lp[i].lost;
+		err = err ? err : lp[i].err;
+	}
+	proto->misses = misses;
+	return err;
+}
+
+/* VmRSS (KiB) of vmpoold's vmpool-worker children, into kib[]. */
+static size_t worker_rss(pid_t daemon, uint64_t *kib, size_t cap)
+{
+	char path[64], buf[4096];
+	size_t n = 0;
+	FILE *f;
+	int pid;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", daemon,
+		 daemon);
+	f = fopen(path, "r");
+	while (f && n < cap && fscanf(f, "%d", &pid) == 1) {
+		FILE *st;
+
+		snprintf(path, sizeof(path), "/proc/%d/status", pid);
+		st = fopen(path, "r");
+		while (st && fgets(buf, sizeof(buf), st))
+			if (sscanf(buf, "VmRSS: %" SCNu64, &kib[n]) == 1)
+				n++;
+		if (st)
+			fclose(st);
+	}
+	if (f)
+		fclose(f);
+	return n;
+}
+
+static void report_rss(pid_t daemon)
+{
+	uint64_t kib[64];
+	size_t n = worker_rss(daemon, kib, ARRAY_SIZE(kib));
+
+	if (!n) {
+		printf("worker RSS: no workers found\n");
+		return;
+	}
+	qsort(kib, n, sizeof(*kib), cmp_u64);
+	printf("worker RSS (ns: the worker process only): %zu workers, "
+	       "min %.2f MiB  median %.2f MiB  max %.2f MiB\n",
+	       n, kib[0] / 1024.0, kib[n / 2] / 1024.0, kib[n - 1] / 1024.0);
+}
+
+/* Cold misses: each lease is held, so the next finds nothing idle. */
+static int cold_misses(struct series *s)
+{
+	struct vmpool_lease *held[COLD_RUNS];
+	struct daemon d = {0};
+	struct vmpool *p = NULL;
+	size_t n = 0;
+	int err = daemon_start(&d, "0", "4");
+
+	if (!err)
+		err = vmpool_connect(d.sock, &p);
+	for (; !err && n < COLD_RUNS; n++) {
+		uint64_t t0 = now_ns();
+
+		err = vmpool_acquire(p, 0, &held[n]);
+		if (!err)
+			series_add(s, now_ns() - t0);
+	}
+	if (err)
+		pr_err("cold miss: %s", p ? vmpool_error(p) : strerror(-err));
+	while (n--)
+		if (held[n])
+			vmpool_release(held[n]);
+	vmpool_close(p);
+	daemon_stop(&d);
+	return err;
+}
+
+static int bwrap_series(struct series *s, size_t runs)
+{
+	for (size_t i = 0; i < runs; i++) {
+		uint64_t took;
+		int err = bench_bwrap_true(&took);
+
+		if (err)
+			return err;
+		series_add(s, took);
+	}
+	return 0;
+}
+
+enum { S_HIT1, S_HIT16, S_ROUND, S_COLD, S_BWRAP, S_COUNT };
+
+/* A fresh pool per run, so that one run's leftovers cannot slow the
+ * next; workers' RSS is read in the first, while they idle. */
+static int with_pool(struct loop *lp, size_t tenants, bool rss)
+{
+	struct daemon d = {0};
+	struct vmpool *p;
+	int err = daemon_start(&d, "20", "24");
+
+	if (!err)
+		err = vmpool_connect(d.sock, &p);
+	if (!err) {
+		err = wait_idle(p, CONCURRENT + 2);
+		vmpool_close(p);
+	}
+	if (!err && rss)
+		report_rss(d.pid);
+	lp->sock = d.sock;
+	if (!err && tenants == 1) {
+		lease_loop(lp);
+		err = lp->err;
+	} else if (!err) {
+		err = concurrent(lp, tenants);
+	}
+	daemon_stop(&d);
+	if (err)
+		pr_err("pool run: %s", strerror(-err));
+	return err;
+}
+
+static int measure(size_t runs, struct series *s)
+{
+	struct loop hit1 = {.runs = runs, .lease = &s[S_HIT1]};
+	struct loop hit16 = {.runs = runs, .lease = &s[S_HIT16]};
+	struct loop round = {.runs = runs, .exec = true, .round = &s[S_ROUND]};
+	int err = with_pool(&hit1, 1, true);
+
+	if (!err)
+		err = with_pool(&hit16, CONCURRENT, false);
+	if (!err)
+		err = with_pool(&round, 1, false);
+	printf("misses / acquires answered VM lost: 1 tenant %zu / %zu, "
+	       "%d tenants %zu / %zu, exec loop %zu / %zu\n",
+	       hit1.misses, hit1.lost, CONCURRENT, hit16.misses, hit16.lost,
+	       round.misses, round.lost);
+	if (!err)
+		err = cold_misses(&s[S_COLD]);
+	if (!err)
+		err = bwrap_series(&s[S_BWRAP], COLD_RUNS);
+	return err;
+}
+
+static void report(struct series *s)
+{
+	for (int i = 0; i < S_COUNT; i++)
+		print_series(&s[i]);
+	if (s[S_ROUND].n && s[S_BWRAP].n)
+		printf("ratio bwrap true (cold) / acquire+exec+release "
+		       "(p50): %.1fx\n",
+		       pct_us(&s[S_BWRAP], 50) / pct_us(&s[S_ROUND], 50));
+	if (s[S_COLD].n && s[S_HIT1].n)
+		printf("ratio cold miss / hit (p50): %.1fx\n",
+		       pct_us(&s[S_COLD], 50) / pct_us(&s[S_HIT1], 50));
+}
+
+int bench_pool(int argc, char **argv)
+{
+	static const char *names[S_COUNT] = {
+	    "acquire hit, 1 tenant",
+	    "acquire hit, 16 tenants",
+	    "acquire + exec true + release",
+	    "acquire cold miss (ns boot)",
+	    "bwrap true (cold)",
+	};
+	struct series s[S_COUNT];
+	size_t runs = DEFAULT_RUNS;
+	uint64_t v;
+	int c, err = 0;
+
+	while ((c = getopt(argc, argv, "n:")) != -1) {
+		if (c != 'n' || parse_u64(optarg, 16, 1000000, &v)) {
+			fprintf(stderr, "usage: vmpool-bench pool [-n RUNS]\n");
+			return 2;
+		}
+		runs = v;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	for (int i = 0; i < S_COUNT && !err; i++)
+		err = series_init(&s[i], names[i], 2 * runs);
+
+	if (!err)
+		err = measure(runs, s);
+	if (!err)
+		report(s);
+	for (int i = 0; i < S_COUNT; i++)
+		free(s[i].ns);
+	return err ? 1 : 0;
+}
