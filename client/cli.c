@@ -30,17 +30,17 @@ static const struct {
     {"warm", cli_warm, "N [--socket P]\n\t\tbring the idle VMs up to N"},
 };
 
-static int usage(void)
+/* To stdout with status 0 when asked for, else to stderr with 2. */
+static int usage(FILE *to)
 {
-	fprintf(stderr, "usage: vmpool COMMAND [ARGS...]\n\n");
+	fprintf(to, "usage: vmpool COMMAND [ARGS...]\n\n");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		fprintf(stderr, "  %s %s\n", commands[i].name,
-			commands[i].help);
-	fprintf(stderr,
+		fprintf(to, "  %s %s\n", commands[i].name, commands[i].help);
+	fprintf(to,
 		"\nThe socket is --socket, else $%s, else vmpoold's "
 		"default.\nExit status %d: vmpool itself failed.\n",
 		VMPOOL_SOCKET_ENV, CLI_EXIT_FAIL);
-	return CLI_EXIT_USAGE;
+	return to == stdout ? 0 : CLI_EXIT_USAGE;
 }
 
 int cli_connect(const char *sock, struct vmpool **out)
@@ -86,9 +86,11 @@ int main(int argc, char **argv)
 	/* Output to a closed pipe is the reader's business, not a crash. */
 	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2)
-		return usage();
+		return usage(stderr);
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
+		return usage(stdout);
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);
-	return usage();
+	return usage(stderr);
 }
