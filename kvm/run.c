@@ -6,11 +6,16 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/util.h"
 
 #define I8042_COMMAND 0x64
 #define I8042_RESET   0xfe
+#define RFLAGS_IF     0x200
+/* How often a vCPU leaves KVM_RUN to see whether it halted for good. */
+#define HALT_CHECK_S 1
 
 static void bump(uint64_t *v)
 {
@@ -196,12 +201,34 @@ static enum vm_end handle_exit(struct vcpu *c, char *why, size_t n)
 	return VM_END_UNEXPECTED;
 }
 
+/* HLT with interrupts off: nothing but an NMI, which nobody sends here,
+ * wakes the vCPU again. Linux halts so when told to power off on a
+ * machine without ACPI, as ours is. */
+static bool halted_for_good(struct vcpu *c)
+{
+	struct kvm_mp_state mp;
+	struct kvm_regs regs;
+
+	if (ioctl(c->fd, KVM_GET_MP_STATE, &mp) < 0 ||
+	    mp.mp_state != KVM_MP_STATE_HALTED)
+		return false;
+	if (ioctl(c->fd, KVM_GET_REGS, &regs) < 0)
+		return false;
+	return !(regs.rflags & RFLAGS_IF);
+}
+
 static enum vm_end run_failed(struct vcpu *c, int err, char *why, size_t n)
 {
 	/* A kick, or any other signal: the loop checks whether to stop. */
 	if (err == EINTR || err == EAGAIN) {
 		bump(&c->counts.by_reason[KVM_EXIT_INTR]);
-		return VM_END_NONE;
+		if (!halted_for_good(c))
+			return VM_END_NONE;
+		snprintf(why, n,
+			 "vCPU %d halted with interrupts off at RIP "
+			 "%#llx: the guest powered off",
+			 c->id, guest_rip(c));
+		return VM_END_SHUTDOWN;
 	}
 	snprintf(why, n, "KVM_RUN on vCPU %d: %s", c->id, strerror(err));
 	return VM_END_HOST_ERROR;
@@ -228,21 +255,62 @@ static enum vm_end run_loop(struct vcpu *c, char *why, size_t n)
 	return end;
 }
 
+/*
+ * With the irqchip in the kernel, KVM keeps a halted vCPU asleep inside
+ * KVM_RUN and never reports the HLT: a guest that halts for good would
+ * leave the VM running forever. So a timer kicks this thread out now and
+ * then to look (one exit per HALT_CHECK_S).
+ */
+static int start_halt_check(timer_t *timer)
+{
+	struct sigevent ev = {
+	    .sigev_notify = SIGEV_THREAD_ID,
+	    .sigev_signo = vcpu_kick_signal(),
+	    ._sigev_un._tid = gettid(),
+	};
+	struct itimerspec every = {
+	    .it_interval = {.tv_sec = HALT_CHECK_S},
+	    .it_value = {.tv_sec = HALT_CHECK_S},
+	};
+
+	if (timer_create(CLOCK_MONOTONIC, &ev, timer) < 0)
+		return -errno;
+
+	if (timer_settime(*timer, 0, &every, NULL) < 0) {
+		int err = -errno;
+
+		timer_delete(*timer);
+		return err;
+	}
+	return 0;
+}
+
 void *vcpu_thread(void *arg)
 {
 	struct vcpu *c = arg;
 	char why[256] = "";
 	enum vm_end end;
 	sigset_t kick;
+	timer_t timer;
+	int err;
 
 	sigemptyset(&kick);
 	sigaddset(&kick, vcpu_kick_signal());
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 
+	err = start_halt_check(&timer);
+	if (err) {
+		snprintf(why, sizeof(why), "timer_create on vCPU %d: %s", c->id,
+			 strerror(-err));
+		vm_vcpu_done(c->vm, VM_END_HOST_ERROR, why);
+		return NULL;
+	}
+
 	if (c->id == 0)
 		__atomic_store_n(&c->vm->times.entry_ns, now_ns(),
 				 __ATOMIC_RELAXED);
 	end = run_loop(c, why, sizeof(why));
+	timer_delete(timer);
 	vm_vcpu_done(c->vm, end, why);
 	return NULL;
 }
