@@ -7,6 +7,7 @@ def testhost_targets(b):
     src = "tools/vmpool-testhost"
     b.custom([b.out("bin/vmpool-testhost")], [src],
              "ln -sfn %s/%s $out" % (b.top, src), "LN $out")
+    b.test("testhost_test", ["tests/testhost_test.c"], where="kvm")
 
 
 def targets(b):
