@@ -56,6 +56,9 @@ struct sv_worker {
 	bool killed;
 	bool ready;		  /* it sent CTL_READY */
 	bool boot_failed;	  /* it sent CTL_BOOT_FAIL */
+	unsigned leases_ahead;	  /* READY or RECYCLED messages still due
+				   * from before a lease (see
+				   * sv_worker_leasable) */
 	int exit_code;		  /* from waitid: code, or 128 + signal */
 	struct sv_tenant *parked; /* waiting for this miss boot */
 	struct sv_op ctl_op;
@@ -117,6 +120,8 @@ int sv_worker_spawn(struct sv *sv, uint32_t slot, enum boot_purpose why,
 		    struct sv_worker **out);
 void sv_worker_event(struct sv_worker *w, enum sv_wevent ev);
 /* Hand a tenant's connection to the worker of a leased slot. */
+/* Whether a slot the pool has just leased can go to this worker. */
+bool sv_worker_leasable(const struct sv_worker *w);
 int sv_worker_lease(struct sv_worker *w, int fd, uint32_t uid, uint32_t id,
 		    uint64_t t0);
 /* Periodic duties: expiry, replenish, stop dead slots, kill stuck

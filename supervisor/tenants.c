@@ -273,6 +273,25 @@ static int acquire_error(struct sv_tenant *t, int rc)
 
 /* A hit whose worker cannot take the lease (it is dying) leaves the
  * slot to that worker's exit; another try takes the next VM. */
+/* A slot leased to a worker that cannot take it (stopping, or its
+ * control socket failed) is evicted, so it is never leased to nobody. */
+static void drop_lease(struct sv *sv, uint32_t slot)
+{
+	uint32_t evicted;
+	bool check;
+	int rc;
+
+	rc = pool_release(sv->shm, slot, now_ns(), &check);
+	if (!rc)
+		rc = pool_recycle_done(sv->shm, slot, RECYCLE_NOT_READY,
+				       now_ns(), &evicted);
+	if (rc)
+		pr_warn("slot %u: dropping a lease nobody took: %s", slot,
+			shm_strerror(rc));
+	if (sv->by_slot[slot])
+		sv_worker_event(sv->by_slot[slot], WEV_STOP);
+}
+
 static int try_acquire(struct sv_tenant *t, uint64_t timeout)
 {
 	struct sv *sv = t->sv;
@@ -289,12 +308,13 @@ static int try_acquire(struct sv_tenant *t, uint64_t timeout)
 			return park(t, slot, timeout);
 
 		w = sv->by_slot[slot];
-		if (w && w->state == W_IDLE &&
+		if (w && sv_worker_leasable(w) &&
 		    !sv_worker_lease(w, t->fd, t->uid, t->acquire_id, t->t0)) {
 			sv_worker_event(w, WEV_LEASE);
 			handed_off(t);
 			return 1;
 		}
+		drop_lease(sv, slot);
 	}
 	return sv_send_error(t->fd, t->acquire_id, TENANT_E_VM_LOST,
 			     "VMs were lost while leasing one");

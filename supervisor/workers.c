@@ -170,7 +170,22 @@ static enum sv_wstate on_boot_fail(struct sv_worker *w)
 
 static enum sv_wstate on_recycled(struct sv_worker *w)
 {
+	if (w->leases_ahead) {
+		w->leases_ahead--;
+		return W_LEASED;
+	}
 	return w->sv->draining ? do_stop(w) : W_IDLE;
+}
+
+/* The READY of a worker already leased (see sv_worker_leasable). */
+static enum sv_wstate on_late_ready(struct sv_worker *w)
+{
+	if (!w->leases_ahead)
+		return violation(w);
+	w->leases_ahead--;
+	w->ready = true;
+	w->sv->boot_failures = 0;
+	return W_LEASED;
 }
 
 static enum sv_wstate on_evicted(struct sv_worker *w)
@@ -182,7 +197,24 @@ static enum sv_wstate on_evicted(struct sv_worker *w)
 
 static enum sv_wstate on_lease(struct sv_worker *w)
 {
+	if (w->state != W_IDLE)
+		w->leases_ahead++;
 	return W_LEASED;
+}
+
+/*
+ * The slot table is the truth: a worker makes its slot idle and then
+ * says READY or RECYCLED, so the pool can lease the slot before that
+ * message is read here. The worker reads our CTL_LEASE after it, so the
+ * lease is safe to send; the message then arrives late and is expected.
+ */
+bool sv_worker_leasable(const struct sv_worker *w)
+{
+	if (w->state == W_IDLE)
+		return true;
+	if (w->parked)
+		return false;
+	return w->state == W_BOOTING || w->state == W_LEASED;
 }
 
 static void count_boot_failure(struct sv *sv, struct sv_worker *w)
@@ -259,11 +291,11 @@ static const action_fn transitions[W_NSTATES][WEV_NEVENTS] = {
 	/*		READY	   BOOT_FAIL	 RECYCLED     EVICTED
 	 *		lease	   stop		 exit	      kill */
 	[W_BOOTING] = { on_ready,  on_boot_fail, violation,   on_evicted,
-			violation, do_stop,	 on_gone,     ignore },
+			on_lease,  do_stop,	 on_gone,     ignore },
 	[W_IDLE] =    { violation, violation,	 violation,   violation,
 			on_lease,  do_stop,	 on_gone,     ignore },
-	[W_LEASED] =  { violation, violation,	 on_recycled, on_evicted,
-			violation, do_stop,	 on_gone,     ignore },
+	[W_LEASED] =  { on_late_ready, violation, on_recycled, on_evicted,
+			on_lease,  do_stop,	 on_gone,     ignore },
 	[W_STOPPING] = { ignore,   ignore,	 ignore,      ignore,
 			violation, ignore,	 on_gone,     do_kill },
 	[W_GONE] =    { ignore,	   ignore,	 ignore,      ignore,
