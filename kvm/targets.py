@@ -36,6 +36,21 @@ def vmm_targets(b):
 # --- end vmm ---
 
 
+# --- kvm_agent: end to end, our VMM + our kernel + the agent ---
+def kvm_agent_targets(b):
+    spin = b.program("kvm_agent_spin", ["tests/kvm_agent_spin.c"],
+                     static=True, subdir="tests")
+    b.test("kvm_agent_test", ["tests/kvm_agent_test.c",
+                              "tests/kvm_agent_guest.c"],
+           deps=["backend", "ns", "vmm", "virtio", "ioloop", "proto",
+                 "common"],
+           libs=["uring"], where="kvm",
+           inputs=[b.out("guest/vmlinux"), b.out("guest/initramfs.cpio"),
+                   spin])
+# --- end kvm_agent ---
+
+
 def targets(b):
     virtio_targets(b)
     vmm_targets(b)
+    kvm_agent_targets(b)
