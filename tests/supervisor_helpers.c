@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -75,6 +76,9 @@ static pid_t spawn(const char *const *args, const char *out_path)
 	if (pid == 0) {
 		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
+		/* A test that times out must not leave its daemon behind. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+			_exit(127);
 		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
 			_exit(127);
 		execv(test_vmpoold_path(), (char *const *)args);
