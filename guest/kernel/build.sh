@@ -59,7 +59,7 @@ check_config() {
 configure_tree() {
 	local src=$1
 
-	make -C "$src" -s ARCH=x86_64 tinyconfig
+	make -C "$src" -s ARCH=x86_64 tinyconfig >/dev/null
 	(cd "$src" && ARCH=x86_64 scripts/kconfig/merge_config.sh -m \
 		.config "$fragment" >/dev/null)
 	make -C "$src" -s ARCH=x86_64 olddefconfig
@@ -69,9 +69,14 @@ configure_tree() {
 build_entry() {
 	local entry=$1 src
 
+	# A build killed outright left its tree behind; we hold the lock, so
+	# no other build of this key is using one.
+	rm -rf "$entry".tmp.*
+
 	# Global, so the trap still sees it when a nested step exits.
 	tmp=$(mktemp -d "$entry.tmp.XXXXXX")
 	trap 'rm -rf "$tmp"' EXIT
+	trap 'exit 130' INT TERM
 
 	echo "kernel: unpacking $tarball"
 	tar -C "$tmp" -xJf "$tarball"
@@ -86,7 +91,7 @@ build_entry() {
 	cp "$src/vmlinux" "$src/.config" "$tmp/entry/"
 	mv -T "$tmp/entry" "$entry"
 	rm -rf "$tmp"
-	trap - EXIT
+	trap - EXIT INT TERM
 }
 
 main() {
