@@ -3,11 +3,12 @@
 
 Each line of the list is `PATH WHERE INPUTS`: WHERE is `native` (run
 here) or `kvm` (needs hardware KVM: run here when the host has it, else
-inside the test host). A suite that cannot run says why and counts as
+inside one test-host boot). A suite that cannot run says why and counts as
 skipped; it never counts as passed.
 """
 
 import json
+import shlex
 import os
 import subprocess
 import sys
@@ -60,42 +61,63 @@ def report_skips(data):
                 print("[SKIP] %s::%s: %s" % (suite["name"], t["name"], why))
 
 
-def run_in_testhost(path, inputs):
-    """Run a kvm suite inside the test host; its JSON comes back."""
-    tool = os.path.join(os.path.dirname(path), "..", "bin", "vmpool-testhost")
-    if not os.path.exists(tool):
-        return None, "the test host tool was not built"
-    with tempfile.TemporaryDirectory(dir=TOP) as d:
-        rep = os.path.join(d, "report.json")
-        cmd = [tool, "--share", TOP, "--", os.path.abspath(path),
-               "--json=" + rep]
-        rc = subprocess.run(cmd, stderr=subprocess.STDOUT).returncode
-        try:
-            # Criterion copies a guest's raw console text (with \r) into
-            # failure messages without escaping it.
-            with open(rep) as f:
-                data = json.load(f, strict=False)
-        except (OSError, ValueError):
-            return {"passed": 0, "failed": 1, "skipped": 0}, \
-                "the test host returned no report (exit %d)" % rc
+def load_report(path):
+    """A Criterion JSON report as counts, or None when there is none."""
+    try:
+        # Criterion copies a guest's raw console text (with \r) into
+        # failure messages without escaping it.
+        with open(path) as f:
+            data = json.load(f, strict=False)
+    except (OSError, ValueError):
+        return None
     report_skips(data)
     return {"passed": data["passed"],
             "failed": data["failed"] + data["errored"],
-            "skipped": data["skipped"]}, None
+            "skipped": data["skipped"]}
 
 
-def run_suite(path, where, inputs, kvm):
-    print("tests: running %s" % path, flush=True)
-    if where == "native":
-        return run_native(path, os.cpu_count() or 2)
+def run_in_testhost(paths):
+    """Run every kvm suite inside one test-host boot, one after another;
+    returns their counts in order, or None and why the host is missing."""
+    tool = os.path.join(os.path.dirname(paths[0]), "..", "bin",
+                        "vmpool-testhost")
+    if not os.path.exists(tool):
+        return None, "the test host tool was not built"
+    with tempfile.TemporaryDirectory(dir=TOP) as d:
+        reps = [os.path.join(d, "%d.json" % i) for i in range(len(paths))]
+        script = "".join(
+            "echo 'tests: running %s (test host)'; %s --json=%s -j1; " % (
+                p, shlex.quote(os.path.abspath(p)), shlex.quote(r))
+            for p, r in zip(paths, reps))
+        cmd = [tool, "--share", TOP, "--", "/bin/sh", "-c", script]
+        rc = subprocess.run(cmd, stderr=subprocess.STDOUT).returncode
+        results = []
+        for p, r in zip(paths, reps):
+            res = load_report(r)
+            if res is None:
+                print("tests: %s returned no report from the test host "
+                      "(exit %d)" % (p, rc))
+                res = {"passed": 0, "failed": 1, "skipped": 0}
+            results.append(res)
+    return results, None
+
+
+def run_kvm_suites(paths, kvm):
+    """Suites needing hardware KVM: here when the host has it, else in
+    the test host; a host with neither skips them, saying why."""
     if kvm == "hardware":
-        return run_native(path, 1)
-    res, why = run_in_testhost(path, inputs)
-    if res is None:
-        n = count_tests(path)
-        print("[SKIP] %s: %s" % (path, why))
-        return {"passed": 0, "failed": 0, "skipped": n}
-    return res
+        return [run_native(p, 1) for p in paths]
+    if kvm == "pvm" or kvm == "unknown":
+        results, why = run_in_testhost(paths)
+    else:
+        results, why = None, "no /dev/kvm on this host"
+    if results is not None:
+        return results
+    out = []
+    for p in paths:
+        print("[SKIP] %s: %s" % (p, why))
+        out.append({"passed": 0, "failed": 0, "skipped": count_tests(p)})
+    return out
 
 
 def main():
@@ -105,8 +127,15 @@ def main():
     total = {"passed": 0, "failed": 0, "skipped": 0}
     with open(sys.argv[1]) as f:
         entries = [l.split() for l in f if l.strip()]
-    for path, where, inputs in entries:
-        res = run_suite(path, where, inputs.split(","), kvm)
+    results = []
+    for path, where, _ in entries:
+        if where == "native":
+            print("tests: running %s" % path, flush=True)
+            results.append(run_native(path, os.cpu_count() or 2))
+    kvm_paths = [p for p, w, _ in entries if w == "kvm"]
+    if kvm_paths:
+        results += run_kvm_suites(kvm_paths, kvm)
+    for res in results:
         for k in total:
             total[k] += res[k]
     print("tests: %d passed, %d failed, %d skipped" % (
