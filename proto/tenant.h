@@ -8,8 +8,10 @@
  * A tenant speaks the agent protocol's framing (proto.h) on vmpoold's
  * unix socket. Before a lease it may ask for STATS or WARM (answered by
  * the supervisor) and then sends ACQUIRE. The supervisor hands the
- * connection to the worker owning the leased VM, which answers LEASED
- * and from then on relays the tenant's agent requests (PING, EXEC,
+ * connection to the worker owning the leased VM; LEASED comes from the
+ * supervisor on a hit (as soon as the worker has the connection) and
+ * from the worker after a miss's boot. The worker from then on relays
+ * the tenant's agent requests (PING, EXEC,
  * STDIN, KILL, WRITE_*, READ_OPEN, LIST, STAT, EXISTS, MKDIR, RENAME,
  * REMOVE) to its guest and the guest's replies back. Requests that only
  * the host may make (HELLO, CLEAN, RESEED, SHUTDOWN) are refused with

@@ -194,7 +194,8 @@ static void handed_off(struct sv_tenant *t)
 
 void sv_tenant_boot_ready(struct sv_tenant *t, struct sv_worker *w)
 {
-	int rc = sv_worker_lease(w, t->fd, t->uid, t->acquire_id, t->t0);
+	int rc =
+	    sv_worker_lease(w, t->fd, t->uid, t->acquire_id, t->t0, 0, NULL);
 
 	t->worker = NULL;
 	if (rc) {
@@ -292,10 +293,31 @@ static void drop_lease(struct sv *sv, uint32_t slot)
 		sv_worker_event(sv->by_slot[slot], WEV_STOP);
 }
 
+/* A hit is answered here, once the worker has the connection: the
+ * tenant need not wait for the worker to wake up (control.h). */
+static void send_leased(struct sv_tenant *t, uint32_t slot, uint32_t gen)
+{
+	uint8_t buf[PROTO_HDR_SIZE + 64];
+	struct proto_msg m;
+	int rc;
+
+	proto_msg_begin(&m, buf, sizeof(buf), TENANT_LEASED, 0, t->acquire_id);
+	proto_put_u32(&m, slot);
+	proto_put_u32(&m, gen);
+	proto_put_u8(&m, 1);
+	proto_put_u64(&m, now_ns() - t->t0);
+	proto_put_str(&m, sv_backend_name(t->sv->opt.backend));
+
+	/* A tenant that cannot take it has left: its worker sees so. */
+	rc = send_frame(t->fd, buf, proto_msg_end(&m));
+	if (rc)
+		pr_debug("slot %u: LEASED not sent: %s", slot, strerror(-rc));
+}
+
 static int try_acquire(struct sv_tenant *t, uint64_t timeout)
 {
 	struct sv *sv = t->sv;
-	uint32_t slot;
+	uint32_t slot, gen;
 	int rc;
 
 	for (int i = 0; i < ACQUIRE_TRIES; i++) {
@@ -309,8 +331,10 @@ static int try_acquire(struct sv_tenant *t, uint64_t timeout)
 
 		w = sv->by_slot[slot];
 		if (w && sv_worker_leasable(w) &&
-		    !sv_worker_lease(w, t->fd, t->uid, t->acquire_id, t->t0)) {
+		    !sv_worker_lease(w, t->fd, t->uid, t->acquire_id, t->t0,
+				     CTL_LEASE_ANSWERED, &gen)) {
 			sv_worker_event(w, WEV_LEASE);
+			send_leased(t, slot, gen);
 			handed_off(t);
 			return 1;
 		}

@@ -59,7 +59,7 @@ static int send_ctl(int fd, const struct ctl_msg *m, int pass_fd)
 }
 
 int sv_worker_lease(struct sv_worker *w, int fd, uint32_t uid, uint32_t id,
-		    uint64_t t0)
+		    uint64_t t0, uint64_t value, uint32_t *generation)
 {
 	struct ctl_msg m = {
 	    .type = CTL_LEASE,
@@ -67,14 +67,20 @@ int sv_worker_lease(struct sv_worker *w, int fd, uint32_t uid, uint32_t id,
 	    .uid = uid,
 	    .id = id,
 	    .t0 = t0,
+	    .value = value,
 	};
+	int rc;
 
 	if (shm_lock(w->sv->shm) >= 0) {
 		m.generation =
 		    shm_slots(shm_segment(w->sv->shm))[w->slot].generation;
 		shm_unlock(w->sv->shm);
 	}
-	return send_ctl(w->ctl_fd, &m, fd);
+
+	rc = send_ctl(w->ctl_fd, &m, fd);
+	if (!rc && generation)
+		*generation = m.generation;
+	return rc;
 }
 
 /* --- actions: each returns the worker's next state --- */
@@ -124,7 +130,7 @@ static int orphan_lease(struct sv_worker *w)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
 		return -errno;
 	close(sp[1]);
-	rc = sv_worker_lease(w, sp[0], 0, 0, now_ns());
+	rc = sv_worker_lease(w, sp[0], 0, 0, now_ns(), 0, NULL);
 	close(sp[0]);
 	return rc;
 }

@@ -29,6 +29,11 @@
  * a warm VM nobody needs (slot dead). A CTL_LEASE the worker refuses
  * (uid or generation not the slot's) gets ERROR TENANT_E_NOT_LEASED on
  * the connection; a slot still leased is then recycled (CTL_RECYCLED).
+ *
+ * Value of CTL_LEASE: CTL_LEASE_ANSWERED when vmpoold has already sent
+ * the tenant LEASED (a hit: the tenant need not wait for the worker to
+ * wake), so the worker must not send it again; 0: the worker answers.
+ * A refused answered lease still gets the ERROR, then the close.
  */
 
 enum ctl_type {
@@ -39,6 +44,8 @@ enum ctl_type {
 	CTL_LEASE = 16,
 	CTL_STOP = 17,
 };
+
+#define CTL_LEASE_ANSWERED 1u
 
 struct ctl_msg {
 	uint32_t type;

@@ -513,7 +513,8 @@ void worker_lease(struct worker *w, const struct ctl_msg *m, int fd)
 	pr_info("leased to uid %u, generation %u", m->uid, m->generation);
 	relay_init(&w->relay);
 	w->state = WORKER_LEASED;
-	send_leased(w, m);
+	if (!(m->value & CTL_LEASE_ANSWERED))
+		send_leased(w, m);
 	w->next_lease_is_miss = false;
 	w->resume_tenant = true;
 }
