@@ -18,6 +18,8 @@
 #define SV_BACKOFF_MIN	 (100ull * 1000000)  /* after a failed boot */
 #define SV_BACKOFF_MAX	 (30ull * 1000000000)
 #define SV_TICK_NS	 (1000ull * 1000000) /* longest sleep */
+/* How long idle VMs may stay short of min_size before boots start. */
+#define SV_REFILL_SETTLE_NS (50ull * 1000000)
 
 /* What vmpoold knows of a worker; the slot table has the pool's view. */
 enum sv_wstate {
@@ -108,6 +110,7 @@ struct sv {
 	bool permfail;
 	char permfail_why[200];
 	unsigned respawns_due;
+	uint64_t short_since; /* since when idle VMs are short; 0: not */
 
 	bool draining;
 	uint64_t drain_deadline;

@@ -499,11 +499,15 @@ static enum boot_purpose next_purpose(struct sv *sv)
 	return BOOT_REPLENISH;
 }
 
-/* Bring idle VMs, with boots under way, up to min_size. */
-static void replenish(struct sv *sv, uint64_t now)
-{
-	int n = pool_replenish_count(sv->shm);
+/* What one look at the slot table under the lock tells each tick. */
+struct pool_view {
+	uint32_t idle;
+	int recycling;
+	uint64_t expiry; /* when the oldest idle VM expires */
+};
 
+static void boot_for_pool(struct sv *sv, uint64_t now, int n)
+{
 	for (int i = 0; i < n; i++) {
 		enum boot_purpose why = next_purpose(sv);
 		struct sv_worker *w;
@@ -523,30 +527,62 @@ static void replenish(struct sv *sv, uint64_t now)
 	}
 }
 
+/*
+ * Bring idle VMs, with boots under way, up to min_size; returns when to
+ * look again. A VM being recycled is idle again within a few guest round
+ * trips, and a shortfall that lasts less than SV_REFILL_SETTLE_NS while
+ * VMs are still idle is mostly leases coming back: booting for either
+ * would only make the pool evict as many VMs once they are back, and
+ * tenants leasing fast would keep VMs booting. An empty ring is refilled
+ * at once.
+ */
+static uint64_t replenish(struct sv *sv, uint64_t now,
+			  const struct pool_view *v)
+{
+	int n = pool_replenish_count(sv->shm) - v->recycling;
+	uint64_t due;
+
+	if (n <= 0) {
+		sv->short_since = 0;
+		return UINT64_MAX;
+	}
+	if (!sv->short_since)
+		sv->short_since = now;
+	due = sv->short_since + SV_REFILL_SETTLE_NS;
+	if (v->idle && now < due)
+		return due;
+
+	sv->short_since = 0;
+	boot_for_pool(sv, now, n);
+	return UINT64_MAX;
+}
+
 /* Slots the pool has marked dead (expired, evicted, dropped): their
- * workers stop. Also when the oldest idle VM expires. */
-static uint64_t stop_dead(struct sv *sv, uint64_t now)
+ * workers stop. */
+static void stop_dead(struct sv *sv, uint64_t now, struct pool_view *v)
 {
 	struct shm_segment *seg = shm_segment(sv->shm);
-	uint64_t next = UINT64_MAX;
 	uint8_t state[SHM_MAX_SLOTS];
 
+	*v = (struct pool_view){.expiry = now + SV_TICK_NS};
 	if (shm_lock(sv->shm) < 0)
-		return now + SV_TICK_NS;
+		return;
 	for (uint32_t i = 0; i < sv->nslots; i++)
 		state[i] = shm_slots(seg)[i].state;
+	v->idle = seg->ring.count;
+	v->expiry = UINT64_MAX;
 	if (seg->ring.count)
-		next = shm_slots(seg)[shm_ring_at(seg, 0)].last_used_ns +
-		       seg->config.max_idle_ns;
+		v->expiry = shm_slots(seg)[shm_ring_at(seg, 0)].last_used_ns +
+			    seg->config.max_idle_ns;
 	shm_unlock(sv->shm);
 
 	for (uint32_t i = 0; i < sv->nslots; i++) {
 		struct sv_worker *w = sv->by_slot[i];
 
+		v->recycling += state[i] == SLOT_RECYCLING;
 		if (w && state[i] == SLOT_DEAD && w->state != W_STOPPING)
 			sv_worker_event(w, WEV_STOP);
 	}
-	return next;
 }
 
 static uint64_t kill_stuck(struct sv *sv, uint64_t now)
@@ -569,6 +605,7 @@ static uint64_t kill_stuck(struct sv *sv, uint64_t now)
 uint64_t sv_workers_tick(struct sv *sv, uint64_t now)
 {
 	uint64_t next = now + SV_TICK_NS;
+	struct pool_view v;
 	int rc;
 
 	if (!sv->draining) {
@@ -577,12 +614,13 @@ uint64_t sv_workers_tick(struct sv *sv, uint64_t now)
 			pr_debug("%d idle VMs expired", rc);
 	}
 
-	next = MIN(next, stop_dead(sv, now));
+	stop_dead(sv, now, &v);
+	next = MIN(next, v.expiry);
 	next = MIN(next, kill_stuck(sv, now));
 
 	if (!sv->draining && !sv->permfail) {
 		if (now >= sv->boot_resume_ns)
-			replenish(sv, now);
+			next = MIN(next, replenish(sv, now, &v));
 		else
 			next = MIN(next, sv->boot_resume_ns);
 	}
