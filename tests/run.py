@@ -37,19 +37,13 @@ def run_native(path, jobs):
     with tempfile.NamedTemporaryFile(suffix=".json") as rep:
         cmd = [path, "--json=" + rep.name, "-j%d" % jobs]
         rc = subprocess.run(cmd, stderr=subprocess.STDOUT).returncode
-        try:
-            with open(rep.name) as f:
-                data = json.load(f)
-        except (OSError, ValueError):
-            print("tests: %s wrote no report (exit %d)" % (path, rc))
-            return {"passed": 0, "failed": 1, "skipped": 0}
-    res = {"passed": data["passed"],
-           "failed": data["failed"] + data["errored"],
-           "skipped": data["skipped"]}
+        res = load_report(rep.name)
+    if res is None:
+        print("tests: %s wrote no report (exit %d)" % (path, rc))
+        return {"passed": 0, "failed": 1, "skipped": 0}
     if rc != 0 and res["failed"] == 0:
         print("tests: %s exited %d" % (path, rc))
         res["failed"] = 1
-    report_skips(data)
     return res
 
 
