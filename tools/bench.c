@@ -14,6 +14,8 @@ static const struct {
     {"agent", bench_agent,
      "exec and file transfer through the agent, next to direct syscalls"},
     {"boot", bench_boot, "guest boot to READY, quiet next to full console"},
+    {"kvm", bench_kvm,
+     "agent guest boot, exec exits, files, next to QEMU microvm"},
     {"ns", bench_ns, "ns sandbox start to HELLO, next to bwrap true (cold)"},
     {"pool", bench_pool, "leases through vmpoold (ns), next to bwrap true"},
     {"virtio", bench_virtio, "virtio console echo, next to a socketpair"},

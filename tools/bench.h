@@ -9,6 +9,7 @@
  * returns the program's exit code. */
 int bench_agent(int argc, char **argv);
 int bench_boot(int argc, char **argv);
+int bench_kvm(int argc, char **argv);
 int bench_ns(int argc, char **argv);
 int bench_pool(int argc, char **argv);
 int bench_virtio(int argc, char **argv);

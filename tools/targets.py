@@ -18,9 +18,11 @@ def targets(b):
                                "tools/bench_virtio.c",
                                "tools/bench_shm.c",
                                "tools/bench_boot.c",
-                               "tools/bench_worker.c"],
-              deps=["vmpool", "ns", "proto", "virtio", "ioloop", "shm",
-                    "vmm", "common"],
+                               "tools/bench_worker.c",
+                               "tools/bench_kvm.c",
+                               "tests/kvm_agent_guest.c"],
+              deps=["vmpool", "backend", "ns", "proto", "virtio", "ioloop",
+                    "shm", "vmm", "common"],
               libs=["uring"])
     top = b.program("vmpool-top", [
         "tools/top.c", "tools/top_snap.c", "tools/top_model.c",
