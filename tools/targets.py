@@ -12,6 +12,7 @@ def testhost_targets(b):
 
 def targets(b):
     testhost_targets(b)
+    chaos_targets(b)
     b.program("vmpool-bench", ["tools/bench.c", "tools/bench_agent.c",
                                "tools/bench_ns.c",
                                "tools/bench_pool.c",
@@ -31,3 +32,16 @@ def targets(b):
     b.test("top_test", ["tests/top_test.c", "tools/top_snap.c",
                         "tools/top_model.c", "tests/shm_helpers.c"],
            deps=["shm", "common"], libs=["json-c", "m"], inputs=[top])
+
+
+def chaos_targets(b):
+    """vmpool-chaos, and its soak test against a private ns pool."""
+    chaos = b.program("vmpool-chaos", [
+        "tools/chaos_main.c", "tools/chaos_pool.c", "tools/chaos_load.c",
+        "tools/chaos_tenant.c", "tools/chaos_faults.c",
+        "tools/chaos_check.c", "tools/chaos_end.c", "tools/chaos_report.c"],
+        deps=["vmpool", "shm", "proto", "common"])
+    inputs = [chaos, b.out("bin/vmpoold"), b.out("bin/vmpool-worker"),
+              b.out("guest/initramfs.cpio")]
+    b.test("chaos_test", ["tests/chaos_test.c"], deps=["common"],
+           libs=["json-c"], inputs=inputs)
