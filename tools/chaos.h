@@ -80,6 +80,13 @@ struct chaos_victim {
 	uint64_t dead_ns;      /* 0: still running */
 	uint64_t recovered_ns; /* back to min_size idle; 0: not yet */
 	bool killed_by_us;     /* fault points: it died of another fault */
+	bool fell_below;       /* idle went under min_size after its death */
+};
+
+/* A process, told apart from a later one with its pid by its start. */
+struct chaos_proc {
+	pid_t pid;
+	uint64_t start; /* clock ticks after boot */
 };
 
 struct chaos_check {
@@ -119,7 +126,7 @@ struct chaos {
 	size_t nleases, leases_cap;
 	struct chaos_victim *victims;
 	size_t nvictims, victims_cap;
-	pid_t *seen; /* every worker and guest pid met, for the leak check */
+	struct chaos_proc *seen; /* workers and guests met: the leak check */
 	size_t nseen, seen_cap;
 	uint64_t snapshots, invariant_breaks;
 	char first_break[240];
@@ -157,6 +164,10 @@ pid_t chaos_worker_pid(struct chaos *c, uint32_t slot);
 pid_t chaos_guest_pid(struct chaos *c, pid_t worker);
 /* Children of pid over all its threads; how many were found. */
 int chaos_children(pid_t pid, pid_t *out, int max);
+/* A process's parent and start time, from /proc; 0 or -errno. */
+int chaos_proc_stat(pid_t pid, pid_t *ppid, uint64_t *start);
+/* Whether p still runs (the same process, not a reuse of its pid). */
+bool chaos_proc_alive(const struct chaos_proc *p);
 /* Remember a pid for the leak check. */
 void chaos_seen(struct chaos *c, pid_t pid);
 /* Ask the private pool's next worker to die at spec; 0 or -errno. */

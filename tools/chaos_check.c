@@ -1,12 +1,10 @@
 /* vmpool-chaos: watch the pool during the run, check it after. */
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -115,8 +113,9 @@ static void watch_victim(struct chaos *c, struct chaos_victim *v,
 	}
 	if (!v->dead_ns || v->recovered_ns || !view)
 		return;
-	if (!holds_pid(view->seg, v->pid) &&
-	    view->count[SLOT_IDLE] >= c->min_size)
+	if (view->count[SLOT_IDLE] < c->min_size)
+		v->fell_below = true;
+	else if (!holds_pid(view->seg, v->pid))
 		v->recovered_ns = now;
 }
 

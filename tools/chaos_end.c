@@ -152,8 +152,8 @@ static size_t seen_alive(struct chaos *c, pid_t *first)
 	size_t n = 0;
 
 	for (size_t i = 0; i < c->nseen; i++)
-		if (kill(c->seen[i], 0) == 0 && !n++)
-			*first = c->seen[i];
+		if (chaos_proc_alive(&c->seen[i]) && !n++)
+			*first = c->seen[i].pid;
 	return n;
 }
 

@@ -70,6 +70,25 @@ static uint64_t rand_ms(struct chaos *c, uint64_t lo, uint64_t hi)
 	return (lo + chaos_rand(&c->rng, hi - lo + 1)) * MS;
 }
 
+/* A pidfd for the target's worker, once sure the pid is still a child of
+ * the supervisor and not a stranger that got it after the worker died. */
+static int open_worker(struct chaos *c, struct target *t)
+{
+	uint64_t start;
+	pid_t ppid;
+
+	t->pidfd = pidfd_open(t->worker, 0);
+	if (t->pidfd < 0)
+		return -errno;
+	if (chaos_proc_stat(t->worker, &ppid, &start) ||
+	    ppid != c->creator_pid) {
+		close(t->pidfd);
+		return -ESRCH;
+	}
+	chaos_seen(c, t->worker);
+	return 0;
+}
+
 /* A random slot in one of the states of mask, chosen state first so rare
  * states get their turn; its worker's pid and a pidfd for it. */
 static int pick(struct injector *in, unsigned mask, struct target *t)
@@ -101,9 +120,7 @@ static int pick(struct injector *in, unsigned mask, struct target *t)
 		t->worker = chaos_worker_pid(in->c, t->slot);
 	if (!t->worker)
 		return -ESRCH;
-	chaos_seen(in->c, t->worker);
-	t->pidfd = pidfd_open(t->worker, 0);
-	return t->pidfd < 0 ? -errno : 0;
+	return open_worker(in->c, t);
 }
 
 static int do_kill(struct injector *in)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -146,7 +147,9 @@ static pid_t spawn_daemon(struct chaos *c, const char *log)
 
 	int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 
-	if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+	/* Killed or interrupted, we leave no pool behind: it drains. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || fd < 0 || dup2(fd, 1) < 0 ||
+	    dup2(fd, 2) < 0)
 		_exit(127);
 	unsetenv("VMPOOL_FAULT");
 	execv(vmpoold, (char *const *)a.argv);
@@ -361,22 +364,62 @@ pid_t chaos_guest_pid(struct chaos *c, pid_t worker)
 	return kids[0];
 }
 
+int chaos_proc_stat(pid_t pid, pid_t *ppid, uint64_t *start)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long t;
+	ssize_t n;
+	int fd, pp;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+
+	/* The command name may hold anything: fields follow its last ')'. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1,
+			 " %*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
+			 "%*d %*d %*d %*d %*d %*d %llu",
+			 &pp, &t) != 2)
+		return -EINVAL;
+	*ppid = pp;
+	*start = t;
+	return 0;
+}
+
+bool chaos_proc_alive(const struct chaos_proc *p)
+{
+	uint64_t start;
+	pid_t ppid;
+
+	return chaos_proc_stat(p->pid, &ppid, &start) == 0 && start == p->start;
+}
+
 void chaos_seen(struct chaos *c, pid_t pid)
 {
+	struct chaos_proc proc = {.pid = pid};
+	pid_t ppid;
+
+	if (chaos_proc_stat(pid, &ppid, &proc.start))
+		return;
 	pthread_mutex_lock(&c->mu);
 	for (size_t i = 0; i < c->nseen; i++)
-		if (c->seen[i] == pid)
+		if (c->seen[i].pid == pid && c->seen[i].start == proc.start)
 			goto out_unlock;
 	if (c->nseen == c->seen_cap) {
 		size_t cap = c->seen_cap ? 2 * c->seen_cap : 64;
-		pid_t *p = realloc(c->seen, cap * sizeof(*p));
+		struct chaos_proc *p = realloc(c->seen, cap * sizeof(*p));
 
 		if (!p)
 			goto out_unlock;
 		c->seen = p;
 		c->seen_cap = cap;
 	}
-	c->seen[c->nseen++] = pid;
+	c->seen[c->nseen++] = proc;
 out_unlock:
 	pthread_mutex_unlock(&c->mu);
 }

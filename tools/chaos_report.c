@@ -37,20 +37,41 @@ static uint64_t next_lease_after(const struct chaos *c, uint64_t t)
 	return best;
 }
 
-/* Recovery after each worker death: to min_size idle, to the next lease;
- * and how long misbehaving guests took to be evicted. */
-static void gather(const struct chaos *c, struct series *idle,
-		   struct series *lease, struct series *evict)
+struct figures {
+	struct series idle;  /* death to min_size idle, when it fell below */
+	struct series lease; /* death to the next lease */
+	struct series evict; /* bad guest to its worker's end */
+};
+
+static int series_init(struct series *s, size_t n)
+{
+	s->v = calloc(n + 1, sizeof(uint64_t));
+	s->n = 0;
+	return s->v ? 0 : -1;
+}
+
+static void series_add(struct series *s, uint64_t v)
+{
+	if (s->v)
+		s->v[s->n++] = v;
+}
+
+static void series_sort(struct series *s)
+{
+	if (s->v)
+		qsort(s->v, s->n, sizeof(uint64_t), cmp_u64);
+}
+
+/* Recovery after each worker death: to min_size idle (when the death
+ * took it below), to the next lease; and how long misbehaving guests
+ * took to be evicted. */
+static void gather(const struct chaos *c, struct figures *f)
 {
 	size_t n = c->nvictims;
 
-	idle->v = calloc(n + 1, sizeof(uint64_t));
-	lease->v = calloc(n + 1, sizeof(uint64_t));
-	evict->v = calloc(n + 1, sizeof(uint64_t));
-	idle->n = lease->n = evict->n = 0;
-	if (!idle->v || !lease->v || !evict->v)
-		return;
-
+	series_init(&f->idle, n);
+	series_init(&f->lease, n);
+	series_init(&f->evict, n);
 	for (size_t i = 0; i < n; i++) {
 		const struct chaos_victim *v = &c->victims[i];
 		uint64_t next;
@@ -58,24 +79,24 @@ static void gather(const struct chaos *c, struct series *idle,
 		if (!v->dead_ns ||
 		    (v->kind == CK_FAULT_POINT && v->killed_by_us))
 			continue;
-		if (v->recovered_ns)
-			idle->v[idle->n++] = v->recovered_ns - v->dead_ns;
+		if (v->recovered_ns && v->fell_below)
+			series_add(&f->idle, v->recovered_ns - v->dead_ns);
 		next = next_lease_after(c, v->dead_ns);
 		if (next)
-			lease->v[lease->n++] = next - v->dead_ns;
+			series_add(&f->lease, next - v->dead_ns);
 		if (v->kind == CK_GUEST_HANG || v->kind == CK_GUEST_GARBAGE)
-			evict->v[evict->n++] = v->dead_ns - v->t_ns;
+			series_add(&f->evict, v->dead_ns - v->t_ns);
 	}
-	qsort(idle->v, idle->n, sizeof(uint64_t), cmp_u64);
-	qsort(lease->v, lease->n, sizeof(uint64_t), cmp_u64);
-	qsort(evict->v, evict->n, sizeof(uint64_t), cmp_u64);
+	series_sort(&f->idle);
+	series_sort(&f->lease);
+	series_sort(&f->evict);
 }
 
-static void release_series(struct series *a, struct series *b, struct series *d)
+static void release_figures(struct figures *f)
 {
-	free(a->v);
-	free(b->v);
-	free(d->v);
+	free(f->idle.v);
+	free(f->lease.v);
+	free(f->evict.v);
 }
 
 bool chaos_passed(const struct chaos *c)
@@ -150,8 +171,7 @@ static void text_series(const char *what, const struct series *s)
 	       what, s->n, pct(s, 50) / MS, pct(s, 99) / MS, pct(s, 100) / MS);
 }
 
-static void text_report(const struct chaos *c, const struct series *idle,
-			const struct series *lease, const struct series *evict)
+static void text_report(const struct chaos *c, const struct figures *f)
 {
 	char v[400];
 
@@ -167,9 +187,9 @@ static void text_report(const struct chaos *c, const struct series *idle,
 	       c->nleases, (unsigned long long)c->snapshots,
 	       (unsigned long long)c->invariant_breaks);
 	printf("recovery after a worker died:\n");
-	text_series("to min_size idle", idle);
-	text_series("to the next lease", lease);
-	text_series("bad guest evicted after", evict);
+	text_series("back to min_size idle", &f->idle);
+	text_series("to the next lease", &f->lease);
+	text_series("bad guest evicted after", &f->evict);
 	printf("checks:\n");
 	for (int i = 0; i < c->nchecks; i++)
 		printf("  [%s] %-24s %s\n", c->checks[i].ok ? " ok " : "FAIL",
@@ -221,8 +241,7 @@ static const char *result_label(int r)
 	return chaos_result_name(r);
 }
 
-static void json_report(const struct chaos *c, const struct series *idle,
-			const struct series *lease, const struct series *evict)
+static void json_report(const struct chaos *c, const struct figures *f)
 {
 	char v[400];
 
@@ -247,9 +266,9 @@ static void json_report(const struct chaos *c, const struct series *idle,
 	       (unsigned long long)c->snapshots,
 	       (unsigned long long)c->invariant_breaks, c->settle_ns / 1e9);
 	printf("  \"recovery\": {\n");
-	json_series("to_min_idle", idle, true);
-	json_series("to_next_lease", lease, true);
-	json_series("bad_guest_evicted", evict, false);
+	json_series("to_min_idle", &f->idle, true);
+	json_series("to_next_lease", &f->lease, true);
+	json_series("bad_guest_evicted", &f->evict, false);
 	printf("  },\n  \"checks\": [\n");
 	for (int i = 0; i < c->nchecks; i++) {
 		printf("    {\"name\": \"%s\", \"ok\": %s, \"detail\": ",
@@ -265,15 +284,15 @@ static void json_report(const struct chaos *c, const struct series *idle,
 
 void chaos_report(struct chaos *c)
 {
-	struct series idle, lease, evict;
+	struct figures f;
 
 	pthread_mutex_lock(&c->mu);
-	gather(c, &idle, &lease, &evict);
+	gather(c, &f);
 	if (c->o.json)
-		json_report(c, &idle, &lease, &evict);
+		json_report(c, &f);
 	else
-		text_report(c, &idle, &lease, &evict);
+		text_report(c, &f);
 	pthread_mutex_unlock(&c->mu);
-	release_series(&idle, &lease, &evict);
+	release_figures(&f);
 	fflush(stdout);
 }
