@@ -119,6 +119,9 @@ struct chaos {
 	uint64_t requests[CR_NRESULTS];
 	uint64_t hung;
 	uint64_t fp_armed, fp_fired;
+	/* Armed to _exit(FAULT_EXIT_CODE), and exits with it the pool's log
+	 * shows (private pools: what is certain to have died at a point). */
+	uint64_t fp_exit_armed, fp_exit_seen;
 	uint64_t bad_tenant_unanswered;
 	char first_wrong[240];
 	char first_bad_tenant[240];

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "shm/fault.h"
 #include "shm/pool.h"
 #include "tools/chaos.h"
 
@@ -187,6 +188,25 @@ static void check_processes(struct chaos *c)
 				c->nseen);
 }
 
+/* Workers that left through a fault point's _exit, as vmpoold logged
+ * their exits ("... exit 86)"). */
+static uint64_t count_fault_exits(const struct chaos *c)
+{
+	char path[96], line[512], needle[32];
+	uint64_t n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/vmpoold.log", c->dir);
+	snprintf(needle, sizeof(needle), "exit %d)", FAULT_EXIT_CODE);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
 void chaos_check_after_stop(struct chaos *c, int status)
 {
 	char path[64];
@@ -203,4 +223,5 @@ void chaos_check_after_stop(struct chaos *c, int status)
 	chaos_add_check(c, "segment_removed", gone, "%s %s", path,
 			gone ? "is gone" : "is still there");
 	check_processes(c);
+	c->fp_exit_seen = count_fault_exits(c);
 }

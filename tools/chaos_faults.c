@@ -227,6 +227,7 @@ static int do_fault_point(struct injector *in)
 		return -errno;
 	pthread_mutex_lock(&c->mu);
 	c->fp_armed++;
+	c->fp_exit_armed += strstr(spec, ":exit") != NULL;
 	pthread_mutex_unlock(&c->mu);
 	/* Its death, if the point is reached, is noticed by the monitor. */
 	chaos_add_victim(c, CK_FAULT_POINT, pid, pidfd, SHM_NO_SLOT, 0);

@@ -145,9 +145,12 @@ static void text_faults(const struct chaos *c)
 		       (unsigned long long)c->faults[k],
 		       (unsigned long long)c->skipped[k]);
 		if (k == CK_FAULT_POINT)
-			printf("   (armed %llu, worker died armed %llu)",
+			printf("   (armed %llu, worker died armed %llu; "
+			       "armed to exit %llu, exits logged %llu)",
 			       (unsigned long long)c->fp_armed,
-			       (unsigned long long)c->fp_fired);
+			       (unsigned long long)c->fp_fired,
+			       (unsigned long long)c->fp_exit_armed,
+			       (unsigned long long)c->fp_exit_seen);
 		printf("\n");
 	}
 }
@@ -256,9 +259,11 @@ static void json_report(const struct chaos *c, const struct figures *f)
 	       (c->t_faults_end - c->t_start) / 1e9);
 	json_counts("faults", c->faults, CK_NKINDS, kind_label);
 	json_counts("skipped", c->skipped, CK_NKINDS, kind_label);
-	printf("  \"fault_points\": {\"armed\": %llu, \"died_armed\": %llu},\n",
-	       (unsigned long long)c->fp_armed,
-	       (unsigned long long)c->fp_fired);
+	printf("  \"fault_points\": {\"armed\": %llu, \"died_armed\": %llu, "
+	       "\"exit_armed\": %llu, \"exit_logged\": %llu},\n",
+	       (unsigned long long)c->fp_armed, (unsigned long long)c->fp_fired,
+	       (unsigned long long)c->fp_exit_armed,
+	       (unsigned long long)c->fp_exit_seen);
 	json_counts("requests", c->requests, CR_NRESULTS, result_label);
 	printf("  \"hung\": %llu,\n  \"leases\": %zu,\n  \"snapshots\": %llu,\n"
 	       "  \"invariant_breaks\": %llu,\n  \"settle_seconds\": %.3f,\n",
