@@ -17,6 +17,8 @@
 #define MS		   1000000ull
 #define PLAN_WAIT_NS	   (3000 * MS)
 #define ACQUIRE_TIMEOUT_NS (20000 * MS)
+/* Targets come from the first slots only: more than a chaos pool uses. */
+#define PICK_SLOTS 512
 
 #define ANY_STATE                                                              \
 	(1u << SLOT_IDLE | 1u << SLOT_LEASED | 1u << SLOT_BOOTING |            \
@@ -94,8 +96,7 @@ static int open_worker(struct chaos *c, struct target *t)
 static int pick(struct injector *in, unsigned mask, struct target *t)
 {
 	const struct shm_segment *seg = in->snap;
-	uint32_t by_state[SLOT_NSTATES][SHM_MAX_SLOTS / 8],
-	    n[SLOT_NSTATES] = {0};
+	uint32_t by_state[SLOT_NSTATES][PICK_SLOTS], n[SLOT_NSTATES] = {0};
 	unsigned states[SLOT_NSTATES], nstates = 0;
 	const struct shm_slot *slots;
 	int err = chaos_snapshot(in->c, in->snap);
@@ -103,7 +104,7 @@ static int pick(struct injector *in, unsigned mask, struct target *t)
 	if (err)
 		return err;
 	slots = shm_slots(seg);
-	for (uint32_t i = 0; i < MIN(seg->hdr.nslots, SHM_MAX_SLOTS / 8); i++)
+	for (uint32_t i = 0; i < MIN(seg->hdr.nslots, PICK_SLOTS); i++)
 		if (slots[i].state < SLOT_NSTATES &&
 		    (mask >> slots[i].state & 1))
 			by_state[slots[i].state][n[slots[i].state]++] = i;
