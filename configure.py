@@ -285,8 +285,9 @@ def footer(b, ninja_file, args):
         "%s %s %s\n" % (p, w, ",".join(i) or "-") for p, w, i in b.tests))
     deps = [p for p, _, _ in b.tests] + \
         [i for _, _, ins in b.tests for i in ins]
+    # Tests may use any program built here (the test host, the daemon).
     lines.append("build test: run_tests %s | %s" % (
-        manifest, " ".join(sorted(set(deps)))))
+        manifest, " ".join(sorted(set(deps + b.defaults)))))
     if ninja_file == "build.ninja":
         lines.append("build check: run_check | test")
     lines.append("build all: phony " + " ".join(b.defaults))

@@ -117,6 +117,8 @@ def run_kvm_suites(paths, kvm):
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: run.py TESTS.LIST")
+    os.environ.setdefault("LSAN_OPTIONS", "suppressions=" + os.path.join(
+        TOP, "tests", "lsan.supp"))
     kvm = host_kvm()
     total = {"passed": 0, "failed": 0, "skipped": 0}
     with open(sys.argv[1]) as f:
