@@ -11,13 +11,15 @@
  * connection to the worker owning the leased VM; LEASED comes from the
  * supervisor on a hit (as soon as the worker has the connection) and
  * from the worker after a miss's boot. The worker from then on relays
- * the tenant's agent requests (PING, EXEC,
- * STDIN, KILL, WRITE_*, READ_OPEN, LIST, STAT, EXISTS, MKDIR, RENAME,
- * REMOVE) to its guest and the guest's replies back. Requests that only
- * the host may make (HELLO, CLEAN, RESEED, SHUTDOWN) are refused with
- * TENANT_E_FORBIDDEN. RELEASE (or EOF) ends the lease: the worker
- * answers OK and closes the connection. Ids with TENANT_ID_HOST set are
- * the worker's own and refused from a tenant.
+ * the tenant's agent requests (PING, EXEC, STDIN, KILL, WRITE_*,
+ * READ_OPEN, LIST, STAT, EXISTS, MKDIR, RENAME, REMOVE) to its guest and
+ * the guest's replies back. Requests that only the host may make
+ * (HELLO, CLEAN, RESEED, SHUTDOWN) are refused with TENANT_E_FORBIDDEN.
+ * RELEASE (or EOF) ends the lease: the worker answers OK and closes the
+ * connection, or, when the tenant asked to keep it, hands it back to
+ * the supervisor, which reads the next request on it as on a new
+ * connection (a tenant leasing again saves a connect). Ids with
+ * TENANT_ID_HOST set are the worker's own and refused from a tenant.
  *
  * Payloads:
  *
@@ -25,6 +27,13 @@
  *		-> LEASED u32 slot, u32 generation, u8 hit, u64 wait_ns,
  *		   str backend ("kvm" or "ns"); or ERROR
  * RELEASE	(none)			-> OK, then the connection closes
+ *		u8 flags		-> with TENANT_RELEASE_KEEP: OK u8 1
+ *					   when the connection stays open,
+ *					   back with the supervisor; OK with
+ *					   no payload when it closes anyway
+ *					   (bytes sent after RELEASE before
+ *					   its OK). Older workers answer
+ *					   ERROR PROTO_E_BAD_PAYLOAD.
  * STATS	(none)			-> STATS_REPLY u32 count, count x
  *					   (str name, u64 value)
  * WARM		u32 n			-> OK u32 boots started
@@ -38,6 +47,9 @@
 #define TENANT_STATS_REPLY 0xc2
 
 #define TENANT_ID_HOST 0x80000000u
+
+/* RELEASE flags. */
+#define TENANT_RELEASE_KEEP 0x1u
 
 /* Error codes beyond enum proto_err, in the same ERROR frame. */
 enum tenant_err {

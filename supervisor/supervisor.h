@@ -141,6 +141,9 @@ void sv_slot_abandon(struct sv *sv, uint32_t slot);
 
 /* tenants.c */
 int sv_tenants_listen(struct sv *sv);
+/* A tenant's connection back from a worker after a RELEASE that kept
+ * it: read like a new one. Takes fd. */
+void sv_tenant_adopt(struct sv *sv, int fd);
 /* A parked tenant's boot is ready (leased to it) or lost. */
 void sv_tenant_boot_ready(struct sv_tenant *t, struct sv_worker *w);
 void sv_tenant_boot_lost(struct sv_tenant *t, const char *why);

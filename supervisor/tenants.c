@@ -463,6 +463,11 @@ static void new_tenant(struct sv *sv, int fd)
 		tenant_close(t);
 }
 
+void sv_tenant_adopt(struct sv *sv, int fd)
+{
+	new_tenant(sv, fd);
+}
+
 static void on_accept(struct sv_op *op, int res, unsigned flags)
 {
 	struct sv *sv = op->owner;

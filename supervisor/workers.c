@@ -353,10 +353,16 @@ static int ctl_event(const struct ctl_msg *m, enum sv_wevent *ev)
 	return -EBADMSG;
 }
 
-static void on_ctl_msg(struct sv_worker *w, const struct ctl_msg *m)
+static void on_ctl_msg(struct sv_worker *w, const struct ctl_msg *m, int fd)
 {
 	enum sv_wevent ev;
 
+	if (m->type == CTL_RETURN && m->slot == w->slot && fd >= 0) {
+		sv_tenant_adopt(w->sv, fd);
+		return;
+	}
+	if (fd >= 0)
+		close(fd);
 	if (m->slot != w->slot || ctl_event(m, &ev)) {
 		pr_warn("slot %u: worker %d sent message type %u for slot %u",
 			w->slot, (int)w->pid, m->type, m->slot);
@@ -371,15 +377,43 @@ static void on_ctl_msg(struct sv_worker *w, const struct ctl_msg *m)
 	sv_worker_event(w, ev);
 }
 
+/* One message and the fd it carried (-1: none; only the first is kept). */
+static ssize_t recv_ctl(int fd, struct ctl_msg *m, int *passed)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cbuf;
+	struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
+	struct msghdr mh = {
+	    .msg_iov = &iov,
+	    .msg_iovlen = 1,
+	    .msg_control = cbuf.buf,
+	    .msg_controllen = sizeof(cbuf.buf),
+	};
+	struct cmsghdr *c;
+	ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+	*passed = -1;
+	if (n < 0)
+		return n;
+	c = CMSG_FIRSTHDR(&mh);
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+	    c->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(passed, CMSG_DATA(c), sizeof(int));
+	return n;
+}
+
 /* Read every message waiting; EOF means the worker is exiting, which
  * its pidfd reports. */
 static void read_ctl(struct sv_worker *w)
 {
 	struct ctl_msg m;
 	ssize_t n;
+	int fd;
 
 	while (w->state != W_GONE) {
-		n = recv(w->ctl_fd, &m, sizeof(m), MSG_DONTWAIT);
+		n = recv_ctl(w->ctl_fd, &m, &fd);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -390,10 +424,12 @@ static void read_ctl(struct sv_worker *w)
 		if (n != sizeof(m)) {
 			pr_warn("slot %u: worker %d sent a %zd-byte message",
 				w->slot, (int)w->pid, n);
+			if (fd >= 0)
+				close(fd);
 			sv_worker_event(w, WEV_STOP);
 			continue;
 		}
-		on_ctl_msg(w, &m);
+		on_ctl_msg(w, &m, fd);
 	}
 }
 

@@ -178,6 +178,49 @@ Test(vmpoold, acquire_hit_leases_a_warm_vm_and_replenishes)
 	assert_pool_sound(d.name);
 }
 
+/* RELEASE with TENANT_RELEASE_KEEP: OK u8 1, the connection stays. */
+static void release_keeping(struct proto_client *c)
+{
+	uint32_t id = proto_client_new_id(c);
+	struct proto_frame f;
+	struct proto_msg m;
+
+	proto_msg_begin(&m, c->out, PROTO_MAX_FRAME, TENANT_RELEASE, 0, id);
+	proto_put_u8(&m, TENANT_RELEASE_KEEP);
+	cr_assert_eq(proto_client_send(c, c->out, proto_msg_end(&m)), 0);
+	cr_assert_eq(proto_client_recv(c, &f), 0);
+	cr_assert_eq(f.type, PROTO_OK, "RELEASE answered %s",
+		     proto_type_name(f.type));
+	cr_assert_eq(f.id, id);
+	cr_assert_eq(f.len, 1);
+	cr_assert_eq(f.payload[0], 1, "the connection is kept");
+}
+
+Test(vmpoold, a_connection_kept_on_release_leases_again)
+{
+	const char *args[] = {"--min-size", "1", "--max-leases-per-tenant", "1",
+			      NULL};
+	struct proto_client c;
+	bool hit = false;
+
+	daemon_start(&d, args);
+	cr_assert_eq(wait_for_state(d.name, SLOT_IDLE, 1, BOOT_WAIT_MS), 1);
+	cr_assert_eq(tenant_connect(&d, &c), 0);
+
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(tenant_acquire(&c, 0, &hit), 0, "lease %d: %s", i,
+			     c.err_msg);
+		cr_expect_eq(proto_client_ping(&c), 0);
+		/* The old lease no longer counts against the cap. */
+		release_keeping(&c);
+	}
+	cr_expect_gt(tenant_stat(&c, "hit"), 0);
+	cr_assert_eq(tenant_acquire(&c, 0, &hit), 0, "%s", c.err_msg);
+	cr_expect_eq(tenant_release(&c), 0, "a plain RELEASE still closes");
+	proto_client_free(&c);
+	assert_pool_sound(d.name);
+}
+
 Test(vmpoold, acquire_miss_boots_a_vm)
 {
 	const char *args[] = {"--min-size", "0", NULL};

@@ -422,6 +422,91 @@ Test(worker, lease_for_another_generation_is_refused,
 	sup_finish(&s);
 }
 
+/* CTL_RETURN from the worker: the message and the fd it carries. */
+static int recv_returned(struct sup *s, struct ctl_msg *m)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cbuf;
+	struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = cbuf.buf,
+			    .msg_controllen = sizeof(cbuf.buf)};
+	struct pollfd p = {.fd = s->ctl, .events = POLLIN};
+	struct cmsghdr *c;
+	int fd = -1;
+
+	cr_assert_eq(poll(&p, 1, 5000), 1, "no message from the worker");
+	cr_assert_eq(recvmsg(s->ctl, &mh, MSG_CMSG_CLOEXEC),
+		     (ssize_t)sizeof(*m));
+	cr_assert_eq(m->type, CTL_RETURN, "message %u, want CTL_RETURN",
+		     m->type);
+	c = CMSG_FIRSTHDR(&mh);
+	cr_assert(c && c->cmsg_type == SCM_RIGHTS, "CTL_RETURN has no fd");
+	memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+	return fd;
+}
+
+Test(worker, release_keeping_the_connection_hands_it_back_released,
+     .timeout = WORKER_TEST_TIMEOUT)
+{
+	struct pool_config cfg = sup_config(0);
+	uint8_t buf[PROTO_HDR_SIZE + 1], got[PROTO_HDR_SIZE];
+	struct proto_frame f;
+	struct proto_msg msg;
+	struct ctl_msg m;
+	struct sup s;
+	int back;
+
+	sup_spawn_ready(&s, &cfg, NULL);
+	sup_lease(&s);
+	proto_msg_begin(&msg, buf, sizeof(buf), TENANT_RELEASE, 0, 99);
+	proto_put_u8(&msg, TENANT_RELEASE_KEEP);
+	sup_send_frame(&s, buf, proto_msg_end(&msg));
+	sup_recv_frame(&s, &f, PROTO_OK, 99);
+	cr_assert_eq(f.len, 1);
+	cr_assert_eq(f.payload[0], 1, "OK says the connection stays open");
+
+	/* Released before the hand-back: the tenant may lease again. */
+	back = recv_returned(&s, &m);
+	cr_assert_neq(sup_slot_of(&s).state, SLOT_LEASED);
+	sup_expect_ctl(&s, CTL_RECYCLED, &m);
+
+	/* The same connection, with nothing read from it by the worker. */
+	sup_send_frame(&s, buf,
+		       proto_build_empty(buf, sizeof(buf), TENANT_ACQUIRE, 5));
+	cr_assert_eq(read(back, got, sizeof(got)), (ssize_t)sizeof(got));
+	proto_get_header(got, &f);
+	cr_assert_eq(f.type, TENANT_ACQUIRE);
+	cr_assert_eq(f.id, 5);
+	close(back);
+	sup_end_lease(&s);
+	sup_finish(&s);
+}
+
+Test(worker, release_with_unknown_flags_is_refused_and_the_lease_goes_on,
+     .timeout = WORKER_TEST_TIMEOUT)
+{
+	struct pool_config cfg = sup_config(0);
+	uint8_t buf[PROTO_HDR_SIZE + 1];
+	struct proto_frame f;
+	struct proto_msg msg;
+	struct ctl_msg m;
+	struct sup s;
+
+	sup_spawn_ready(&s, &cfg, NULL);
+	sup_lease(&s);
+	proto_msg_begin(&msg, buf, sizeof(buf), TENANT_RELEASE, 0, 98);
+	proto_put_u8(&msg, 0x80);
+	sup_send_frame(&s, buf, proto_msg_end(&msg));
+	sup_recv_frame(&s, &f, PROTO_ERROR, 98);
+	cr_assert_eq(proto_client_ping(&s.c), 0, "still leased");
+	sup_release_recycled(&s, &m);
+	sup_finish(&s);
+}
+
 static int run_worker(char **args)
 {
 	char worker[PATH_MAX];

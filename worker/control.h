@@ -16,6 +16,10 @@
  *   CTL_RECYCLED   a lease ended and the slot is idle again
  *   CTL_EVICTED    a lease ended and the VM was not fit to keep; the
  *		    worker exits
+ *   CTL_RETURN	    the tenant's connection (SCM_RIGHTS, one fd) after
+ *		    its RELEASE with TENANT_RELEASE_KEEP was answered and
+ *		    the slot released: the supervisor reads its next
+ *		    request as on a new connection
  *  supervisor -> worker
  *   CTL_LEASE	    a tenant's connection (SCM_RIGHTS, one fd) for uid,
  *		    generation; t0 is when the supervisor read ACQUIRE
@@ -41,6 +45,7 @@ enum ctl_type {
 	CTL_BOOT_FAIL = 2,
 	CTL_RECYCLED = 3,
 	CTL_EVICTED = 4,
+	CTL_RETURN = 5,
 	CTL_LEASE = 16,
 	CTL_STOP = 17,
 };

@@ -50,6 +50,7 @@ struct tenant {
 	struct tenant *next; /* in worker.closed */
 	bool closing;	     /* lease over: fd closed, waiting for the poll */
 	bool draining; /* RELEASE answered: send what is queued, then close */
+	bool keep;     /* ...or hand it back to vmpoold instead of closing */
 };
 
 /* The worker's own requests while recycling. */

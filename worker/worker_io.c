@@ -170,6 +170,33 @@ int worker_send_ctl(struct worker *w, uint32_t type, int32_t err,
 	return 0;
 }
 
+/* The tenant's connection goes back to vmpoold (CTL_RETURN); ours is
+ * closed either way: a tenant whose connection could not be passed on
+ * sees it end, as after a RELEASE without TENANT_RELEASE_KEEP. */
+static void hand_back(struct worker *w)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+	struct ctl_msg m = {.type = CTL_RETURN, .slot = w->o.slot};
+	struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
+	struct msghdr mh = {
+	    .msg_iov = &iov,
+	    .msg_iovlen = 1,
+	    .msg_control = cbuf,
+	    .msg_controllen = sizeof(cbuf),
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &w->tenant->fd, sizeof(int));
+
+	m.t0 = now_ns();
+	if (sendmsg(w->o.ctl_fd, &mh, MSG_NOSIGNAL) < 0)
+		pr_debug("CTL_RETURN: sendmsg: %s", strerror(errno));
+	worker_tenant_close(w);
+}
+
 /* The fds a control message carried: the first in *fd, others closed. */
 static void take_fds(struct msghdr *mh, int *fd)
 {
@@ -309,7 +336,10 @@ static void flush_tenant(struct worker *w)
 		return;
 	}
 	if (!err && t->draining) {
-		worker_tenant_close(w);
+		if (t->keep)
+			hand_back(w);
+		else
+			worker_tenant_close(w);
 		return;
 	}
 	if (was_high && relay_queue_len(&t->out) <= WORKER_QUEUE_HIGH)

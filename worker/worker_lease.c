@@ -242,24 +242,30 @@ static void end_orphan_writes(struct worker *w)
 						  PROTO_WRITE_END, ids[i]));
 }
 
-/* The lease is over (RELEASE answered, or the tenant left). */
-static void lease_end(struct worker *w)
+/* The slot leaves the tenant: recycling in the pool. 0, or -errno when
+ * the worker is done. */
+static int lease_leave(struct worker *w, bool *health_check)
 {
-	bool health_check = false;
 	int err;
 
-	if (w->state != WORKER_LEASED)
-		return;
 	end_orphan_writes(w);
 	if (w->state == WORKER_DONE)
-		return;
-	err = pool_release(w->shm, w->o.slot, now_ns(), &health_check);
+		return -EPIPE;
+	err = pool_release(w->shm, w->o.slot, now_ns(), health_check);
 	if (err) {
 		pr_err("pool_release: %s", shm_strerror(err));
 		worker_finish(w, WORKER_EXIT_GUEST_LOST);
-		return;
 	}
-	recycle_start(w, health_check);
+	return err;
+}
+
+/* The lease is over (the tenant left). */
+static void lease_end(struct worker *w)
+{
+	bool health_check = false;
+
+	if (w->state == WORKER_LEASED && !lease_leave(w, &health_check))
+		recycle_start(w, health_check);
 }
 
 void worker_tenant_gone(struct worker *w)
@@ -271,20 +277,50 @@ void worker_tenant_gone(struct worker *w)
 	lease_end(w);
 }
 
+/* RELEASE's flags: none, or one byte of TENANT_RELEASE_*; -EBADMSG. */
+static int release_flags(const struct proto_frame *f, uint8_t *flags)
+{
+	struct proto_cur c;
+
+	*flags = 0;
+	if (!f->len)
+		return 0;
+	proto_cur_init(&c, f);
+	*flags = proto_get_u8(&c);
+	if (proto_cur_done(&c) || (*flags & ~TENANT_RELEASE_KEEP))
+		return -EBADMSG;
+	return 0;
+}
+
+/* The slot is released before the OK: a tenant keeping its connection
+ * may ACQUIRE again as soon as it has it, and must not find its old
+ * lease still counted against it. */
 static void release(struct worker *w, const struct proto_frame *f)
 {
-	uint8_t buf[PROTO_HDR_SIZE];
+	struct tenant *t = w->tenant;
+	uint8_t buf[PROTO_HDR_SIZE + 1], flags;
+	bool health_check = false;
+	struct proto_msg m;
 
-	if (f->len) {
+	if (release_flags(f, &flags)) {
 		worker_tenant_error(w, f->id, PROTO_E_BAD_PAYLOAD,
-				    "RELEASE takes no payload");
+				    "RELEASE takes no payload or u8 flags");
 		return;
 	}
 	pr_info("released");
-	w->tenant->draining = true;
-	worker_to_tenant(w, buf,
-			 proto_build_empty(buf, sizeof(buf), PROTO_OK, f->id));
-	lease_end(w);
+	t->draining = true;
+	/* Bytes after RELEASE were read here: the connection cannot go
+	 * back without them. */
+	t->keep =
+	    (flags & TENANT_RELEASE_KEEP) && !proto_reader_pending(&t->rd);
+	if (lease_leave(w, &health_check))
+		return;
+
+	proto_msg_begin(&m, buf, sizeof(buf), PROTO_OK, 0, f->id);
+	if (t->keep)
+		proto_put_u8(&m, 1);
+	worker_to_tenant(w, buf, proto_msg_end(&m));
+	recycle_start(w, health_check);
 }
 
 void worker_tenant_frame(struct worker *w, const struct proto_frame *f)
