@@ -81,12 +81,19 @@ static int parse_leased(const struct proto_frame *f,
 	return 0;
 }
 
-/* A stream for the lease: a fresh connection, or the pool's own when
- * it was made from an fd (the pool then has none). */
+/* A stream for the lease: the one an earlier lease kept, a fresh
+ * connection, or the pool's own when it was made from an fd (the pool
+ * then has none). */
 static int lease_stream(struct vmpool *p, struct vmpool_lease *l)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
+	l->keep = keep_ref(p->keep);
+	if (keep_take(l->keep, &l->c)) {
+		l->fd = l->c.fd;
+		l->reused = true;
+		return 0;
+	}
 	if (!p->path[0]) {
 		if (!p->have_client)
 			return -ENOTCONN;
@@ -106,12 +113,20 @@ static int lease_stream(struct vmpool *p, struct vmpool_lease *l)
 	return proto_client_init(&l->c, l->fd);
 }
 
-static void lease_free(struct vmpool_lease *l)
+static void drop_stream(struct vmpool_lease *l)
 {
 	if (l->c.out)
 		proto_client_free(&l->c);
 	if (l->fd >= 0)
 		close(l->fd);
+	memset(&l->c, 0, sizeof(l->c));
+	l->fd = -1;
+}
+
+static void lease_free(struct vmpool_lease *l)
+{
+	drop_stream(l);
+	keep_unref(l->keep);
 	free(l);
 }
 
@@ -148,6 +163,19 @@ static int ask_lease(struct vmpool_lease *l, uint64_t timeout_ns)
 	return parse_leased(&f, &l->info);
 }
 
+/* A kept connection that vmpoold closed (it restarted, or could not
+ * take the connection back): the acquire is tried once more on a new
+ * one, which lease_stream then dials. */
+static bool stale(struct vmpool_lease *l, int r)
+{
+	if (!l->reused || l->code || (r != -EPIPE && r != -ECONNRESET))
+		return false;
+	keep_unref(l->keep);
+	l->keep = NULL;
+	l->reused = false;
+	return true;
+}
+
 int vmpool_acquire(struct vmpool *p, uint64_t timeout_ns,
 		   struct vmpool_lease **out)
 {
@@ -167,6 +195,12 @@ int vmpool_acquire(struct vmpool *p, uint64_t timeout_ns,
 		return acquire_failed(p, l, r);
 
 	r = ask_lease(l, timeout_ns);
+	if (r < 0 && stale(l, r)) {
+		drop_stream(l);
+		r = lease_stream(p, l);
+		if (r == 0)
+			r = ask_lease(l, timeout_ns);
+	}
 	if (r < 0)
 		return acquire_failed(p, l, r);
 	*out = l;
@@ -189,22 +223,45 @@ uint32_t vmpool_lease_error_code(const struct vmpool_lease *l)
 	return l->code;
 }
 
-int vmpool_release(struct vmpool_lease *l)
+/* RELEASE with flags (0: none sent); *kept: the worker handed the
+ * connection back to vmpoold, with nothing left unread on it. */
+static int release_call(struct vmpool_lease *l, uint8_t flags, bool *kept)
 {
 	struct proto_frame f;
 	struct proto_msg m;
+	int r;
+
+	proto_msg_begin(&m, l->c.out, PROTO_MAX_FRAME, TENANT_RELEASE, 0,
+			proto_client_new_id(&l->c));
+	if (flags)
+		proto_put_u8(&m, flags);
+	r = client_call(&l->c, &m, PROTO_OK, &f, &l->c.err_code, l->c.err_msg,
+			sizeof(l->c.err_msg));
+	*kept = r == 0 && f.len == 1 && f.payload[0] == 1 &&
+		!proto_reader_pending(&l->c.rd);
+	return r;
+}
+
+/* The connection is asked back for the next lease when a pool can take
+ * it; a worker older than TENANT_RELEASE_KEEP refuses the flag, and is
+ * asked again without. */
+int vmpool_release(struct vmpool_lease *l)
+{
+	uint8_t flags = l && l->keep ? TENANT_RELEASE_KEEP : 0;
+	bool kept = false;
 	int r;
 
 	if (!l)
 		return 0;
 	r = lease_begin(l, "release");
 	if (r == 0) {
-		proto_msg_begin(&m, l->c.out, PROTO_MAX_FRAME, TENANT_RELEASE,
-				0, proto_client_new_id(&l->c));
-		r = client_call(&l->c, &m, PROTO_OK, &f, &l->c.err_code,
-				l->c.err_msg, sizeof(l->c.err_msg));
+		r = release_call(l, flags, &kept);
+		if (r < 0 && flags && l->c.err_code == PROTO_E_BAD_PAYLOAD)
+			r = release_call(l, 0, &kept);
 		r = lease_done(l, "release", r);
 	}
+	if (kept && keep_put(l->keep, &l->c))
+		l->fd = -1;
 	lease_free(l);
 	return r;
 }

@@ -139,12 +139,15 @@ static int pick_path(struct vmpool *p, const char *path)
 	return 0;
 }
 
+/* Without a keep (out of memory), every lease connects anew. */
 static struct vmpool *pool_new(void)
 {
 	struct vmpool *p = calloc(1, sizeof(*p));
 
-	if (p)
-		p->fd = -1;
+	if (!p)
+		return NULL;
+	p->fd = -1;
+	p->keep = keep_new();
 	return p;
 }
 
@@ -215,6 +218,7 @@ void vmpool_close(struct vmpool *p)
 	if (!p)
 		return;
 	drop_client(p);
+	keep_close(p->keep);
 	free(p);
 }
 

@@ -2,7 +2,8 @@
 import os
 import sys
 
-LIB_SRCS = ["client/pool.c", "client/lease.c", "client/ops.c"]
+LIB_SRCS = ["client/pool.c", "client/lease.c", "client/ops.c",
+            "client/keep.c"]
 # libvmpool carries the codec it is built on, so users link one library.
 BUNDLED = ["proto/proto.c", "proto/msg.c", "proto/reader.c",
            "proto/client.c", "common/util.c"]

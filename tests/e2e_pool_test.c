@@ -1,6 +1,8 @@
 /* End to end: the seed's pool semantics through libvmpool and vmpoold. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "shm/layout.h"
 #include "tests/e2e_helpers.h"
@@ -183,5 +185,36 @@ Test(e2e_pool, every_nth_release_checks_health_and_a_failed_check_evicts)
 
 	cr_expect_eq(e2e_wait_counter(pool, "health_check_failures", 1), 1);
 	cr_expect_geq(e2e_wait_counter(pool, "evict", 1), 1);
+	assert_pool_sound(d.name);
+}
+
+Test(e2e_pool, a_lease_after_vmpoold_restarted_connects_anew)
+{
+	const char *args[] = {"--min-size", "1", NULL};
+	struct vmpool_lease_info info;
+	struct vmpool_lease *l;
+	struct vmpool *p;
+	char link[64];
+
+	/* The pool's path stays; the daemon behind it changes. */
+	snprintf(link, sizeof(link), "/tmp/e2e-restart-%d.sock", (int)getpid());
+	start(args);
+	unlink(link);
+	cr_assert_eq(symlink(d.sock, link), 0);
+	cr_assert_eq(vmpool_connect(link, &p), 0, "%s", vmpool_error(p));
+	l = e2e_lease(p, &info);
+	cr_assert_eq(vmpool_release(l), 0);
+
+	vmpool_close(pool);
+	pool = NULL;
+	daemon_stop(&d);
+	start(args);
+	unlink(link);
+	cr_assert_eq(symlink(d.sock, link), 0);
+
+	l = e2e_lease(p, &info);
+	cr_expect_eq(vmpool_release(l), 0);
+	vmpool_close(p);
+	unlink(link);
 	assert_pool_sound(d.name);
 }
