@@ -18,8 +18,10 @@ extern "C" {
  *
  * struct vmpool is a connection to vmpoold for pool requests (stats,
  * warm); each lease has a connection of its own, handed by vmpoold to
- * the worker that owns the leased VM. A handle is used by one thread at
- * a time; different handles are independent.
+ * the worker that owns the leased VM, and on release back to vmpoold,
+ * kept for the pool's next lease. A handle is used by one thread at a
+ * time; different handles are independent (a lease may be released on
+ * another thread than its pool's).
  */
 struct vmpool;
 struct vmpool_lease;
@@ -71,10 +73,12 @@ VMPOOL_API int vmpool_stats(struct vmpool *p, struct vmpool_counter *out,
 VMPOOL_API int vmpool_warm(struct vmpool *p, uint32_t n, uint32_t *started);
 
 /*
- * Lease a VM, waiting at most timeout_ns (0: vmpoold's default). Opens
- * a connection of its own to the socket p was made with; a pool made
- * with vmpool_connect_fd can lease once, over that fd, and is then
- * unusable for stats. On failure the message is in vmpool_error(p).
+ * Lease a VM, waiting at most timeout_ns (0: vmpoold's default). Uses
+ * the connection an earlier lease of p left when released, else opens
+ * one to the socket p was made with; a pool made with vmpool_connect_fd
+ * leases over that fd and is then unusable for stats, and can lease
+ * again once a lease gave its connection back. On failure the message
+ * is in vmpool_error(p).
  */
 VMPOOL_API int vmpool_acquire(struct vmpool *p, uint64_t timeout_ns,
 			      struct vmpool_lease **out);
@@ -90,8 +94,9 @@ struct vmpool_lease_info {
 VMPOOL_API void vmpool_lease_info(const struct vmpool_lease *l,
 				  struct vmpool_lease_info *info);
 
-/* End the lease: the VM is cleaned and goes back to the pool. Frees l
- * whatever happens; a VM already lost gives -ECONNRESET. */
+/* End the lease: the VM is cleaned and goes back to the pool, and the
+ * connection to its pool when that is still open. Frees l whatever
+ * happens; a VM already lost gives -ECONNRESET. */
 VMPOOL_API int vmpool_release(struct vmpool_lease *l);
 VMPOOL_API const char *vmpool_lease_error(const struct vmpool_lease *l);
 VMPOOL_API uint32_t vmpool_lease_error_code(const struct vmpool_lease *l);
