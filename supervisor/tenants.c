@@ -72,15 +72,17 @@ static void tenant_close(struct sv_tenant *t)
 		tenant_free(t);
 }
 
-/* Only whole frames are read, never a byte past one: the bytes after an
- * ACQUIRE belong to the worker that gets the connection. */
+/* Never a byte past an ACQUIRE: the bytes after it belong to the worker
+ * that gets the connection. A valid ACQUIRE is a header and a u64 and
+ * every frame at least a header, so up to that many bytes from a frame's
+ * start cannot pass the end of one; an ACQUIRE then takes one read. */
 static size_t bytes_wanted(const struct proto_reader *r)
 {
 	size_t have = proto_reader_pending(r);
 	struct proto_frame f;
 
 	if (have < PROTO_HDR_SIZE)
-		return PROTO_HDR_SIZE - have;
+		return PROTO_HDR_SIZE + sizeof(uint64_t) - have;
 	proto_get_header(r->buf + r->start, &f);
 	return PROTO_HDR_SIZE + (size_t)f.len - have;
 }
