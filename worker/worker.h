@@ -80,7 +80,8 @@ struct worker {
 	struct ioloop_op timer_op;
 
 	struct tenant *tenant;
-	struct tenant *closed;	 /* closed, to be freed by the main loop */
+	struct tenant *closed;	      /* closed, to be freed by the main loop */
+	struct proto_reader spare_rd; /* a closed tenant's, for the next */
 	bool resume_guest;	 /* a paused side may read again: the main */
 	bool resume_tenant;	 /* loop does it, outside any frame handler */
 	bool next_lease_is_miss; /* booted for a lease not yet served */

@@ -346,9 +346,24 @@ static void flush_tenant(struct worker *w)
 		w->resume_guest = true;
 }
 
-static void tenant_free(struct tenant *t)
+/* The last tenant's frame reader, emptied, when there is one: a lease
+ * then neither grows the heap nor faults its first pages in again. */
+static int reader_open(struct worker *w, struct proto_reader *rd)
 {
-	proto_reader_free(&t->rd);
+	if (!w->spare_rd.buf)
+		return proto_reader_init(rd);
+	*rd = w->spare_rd;
+	rd->start = rd->end = rd->skip = 0;
+	w->spare_rd.buf = NULL;
+	return 0;
+}
+
+static void tenant_free(struct worker *w, struct tenant *t)
+{
+	if (!w->spare_rd.buf)
+		w->spare_rd = t->rd;
+	else
+		proto_reader_free(&t->rd);
 	relay_queue_free(&t->out);
 	free(t);
 }
@@ -379,7 +394,7 @@ int worker_tenant_open(struct worker *w, int fd)
 	t->op.opaque = t;
 	err = fcntl(fd, F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
 	if (!err)
-		err = proto_reader_init(&t->rd);
+		err = reader_open(w, &t->rd);
 	if (err)
 		goto err_free;
 
@@ -390,7 +405,7 @@ int worker_tenant_open(struct worker *w, int fd)
 	return 0;
 
 err_free_reader:
-	proto_reader_free(&t->rd);
+	w->spare_rd = t->rd;
 err_free:
 	free(t);
 	return err;
@@ -425,8 +440,10 @@ void worker_reap_tenants(struct worker *w, bool all)
 			continue;
 		}
 		*p = t->next;
-		tenant_free(t);
+		tenant_free(w, t);
 	}
+	if (all)
+		proto_reader_free(&w->spare_rd);
 }
 
 void worker_to_tenant(struct worker *w, const void *frame, size_t len)
