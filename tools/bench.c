@@ -18,6 +18,9 @@ static const struct {
      "agent guest boot, exec exits, files, next to QEMU microvm"},
     {"ns", bench_ns, "ns sandbox start to HELLO, next to bwrap true (cold)"},
     {"pool", bench_pool, "leases through vmpoold (ns), next to bwrap true"},
+    {"suite", bench_suite,
+     "every headline figure of one backend through vmpoold, one table, "
+     "next to a peer"},
     {"virtio", bench_virtio, "virtio console echo, next to a socketpair"},
     {"shm", bench_shm,
      "pool lock and acquire+release, 1-4 processes, next to a plain mutex"},

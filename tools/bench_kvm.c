@@ -185,10 +185,14 @@ static void stats_close(struct vcpu_stats *s)
 }
 
 /* The test host makes every step slow: say what is done as it is. */
+static FILE *progress_to; /* NULL: stdout */
+
 static void progress(const char *who, const char *what, double ms)
 {
-	printf("  %-6s %-16s %10.1f ms\n", who, what, ms);
-	fflush(stdout);
+	FILE *to = progress_to ? progress_to : stdout;
+
+	fprintf(to, "  %-6s %-16s %10.1f ms\n", who, what, ms);
+	fflush(to);
 }
 
 static double mbs(uint64_t bytes, uint64_t ns)
@@ -621,4 +625,39 @@ int bench_kvm(int argc, char **argv)
 	print_table(&ours, &peer);
 	print_exits(&x);
 	return 0;
+}
+
+int bench_kvm_qemu(const struct kvm_agent_paths *paths, unsigned boots,
+		   unsigned execs, uint64_t size, FILE *to,
+		   struct bench_qemu_figures *out)
+{
+	struct kvm_bench_opts o = {.boots = MIN(boots, MAX_BOOTS),
+				   .execs = MIN(execs, MAX_EXECS),
+				   .size = size,
+				   .qemu = true,
+				   .paths = *paths};
+	struct qemu_vm q = {.pid = -1, .fd = -1};
+	struct figures f = {0};
+	int err = 0;
+
+	progress_to = to;
+	for (unsigned i = 0; i < o.boots && !err; i++) {
+		if (i)
+			qemu_stop(&q);
+		err = qemu_boot(&o, &q, &f);
+	}
+	if (!err)
+		err = measure_execs("qemu", &q.c, o.execs, &f);
+	if (!err)
+		err = measure_files("qemu", &q.c, o.size, &f);
+	qemu_stop(&q);
+	progress_to = NULL;
+
+	out->boots = f.boots;
+	out->boot_p50_ms = percentile(f.boot_ms, f.boots, 0.5);
+	out->exec_p50_ms = f.exec_p50;
+	out->exec_p99_ms = f.exec_p99;
+	out->write_mbs = f.write_mbs;
+	out->read_mbs = f.read_mbs;
+	return err;
 }

@@ -26,20 +26,6 @@
 #define COLD_RUNS    20
 #define START_NS     (30ull * 1000000000)
 
-struct series {
-	const char *what;
-	uint64_t *ns;
-	size_t n;
-	size_t cap;
-	pthread_mutex_t lock;
-};
-
-struct daemon {
-	pid_t pid;
-	char dir[64];
-	char sock[96];
-};
-
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -47,7 +33,7 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static double pct_us(struct series *s, unsigned p)
+double bench_series_pct_us(struct bench_series *s, unsigned p)
 {
 	size_t at = MIN(s->n - 1, s->n * p / 100);
 
@@ -55,17 +41,17 @@ static double pct_us(struct series *s, unsigned p)
 	return s->ns[at] / 1e3;
 }
 
-static void print_series(struct series *s)
+static void print_series(struct bench_series *s)
 {
 	if (!s->n) {
 		printf("%-34s no samples\n", s->what);
 		return;
 	}
 	printf("%-34s n %5zu  p50 %9.1f us  p99 %9.1f us\n", s->what, s->n,
-	       pct_us(s, 50), pct_us(s, 99));
+	       bench_series_pct_us(s, 50), bench_series_pct_us(s, 99));
 }
 
-static int series_init(struct series *s, const char *what, size_t cap)
+int bench_series_init(struct bench_series *s, const char *what, size_t cap)
 {
 	s->what = what;
 	s->n = 0;
@@ -75,7 +61,7 @@ static int series_init(struct series *s, const char *what, size_t cap)
 	return s->ns ? 0 : -ENOMEM;
 }
 
-static void series_add(struct series *s, uint64_t ns)
+void bench_series_add(struct bench_series *s, uint64_t ns)
 {
 	pthread_mutex_lock(&s->lock);
 	if (s->n < s->cap)
@@ -110,27 +96,36 @@ static void quiet(void)
 	dup2(fd, 2);
 }
 
-/* An ns pool of its own with min_size warm VMs; waits for its socket. */
-static int daemon_start(struct daemon *d, const char *min, const char *max)
+/* vmpoold with a private name and socket, and args added after them;
+ * waits for its socket. */
+int bench_daemon_start(struct bench_daemon *d, const char *const *args)
 {
-	char bin[PATH_MAX], name[32];
+	const char *argv[BENCH_DAEMON_ARGS + 6];
+	char bin[PATH_MAX];
 	uint64_t deadline = now_ns() + START_NS;
+	size_t n = 0;
 
 	snprintf(d->dir, sizeof(d->dir), "/tmp/vmpool-bench-XXXXXX");
 	if (!mkdtemp(d->dir))
 		return -errno;
 	snprintf(d->sock, sizeof(d->sock), "%s/s.sock", d->dir);
-	snprintf(name, sizeof(name), "bench-%d", (int)getpid());
+	snprintf(d->name, sizeof(d->name), "bench-%d", (int)getpid());
 	sibling(bin, sizeof(bin), "vmpoold");
+	argv[n++] = bin;
+	argv[n++] = "--name";
+	argv[n++] = d->name;
+	argv[n++] = "--socket";
+	argv[n++] = d->sock;
+	while (*args && n < ARRAY_SIZE(argv) - 1)
+		argv[n++] = *args++;
+	argv[n] = NULL;
 
 	d->pid = fork();
 	if (d->pid < 0)
 		return -errno;
 	if (d->pid == 0) {
 		quiet();
-		execl(bin, bin, "--name", name, "--socket", d->sock,
-		      "--backend", "ns", "--min-size", min, "--max-size", max,
-		      "--max-total", "64", (char *)NULL);
+		execv(bin, (char **)argv);
 		_exit(127);
 	}
 
@@ -148,7 +143,18 @@ static int daemon_start(struct daemon *d, const char *min, const char *max)
 	return -ETIMEDOUT;
 }
 
-static void daemon_stop(struct daemon *d)
+/* An ns pool of its own with min_size warm VMs. */
+static int daemon_start(struct bench_daemon *d, const char *min,
+			const char *max)
+{
+	const char *args[] = {"--backend",   "ns",	   "--min-size",
+			      min,	     "--max-size", max,
+			      "--max-total", "64",	   NULL};
+
+	return bench_daemon_start(d, args);
+}
+
+void bench_daemon_stop(struct bench_daemon *d)
 {
 	if (d->pid > 0) {
 		kill(d->pid, SIGTERM);
@@ -157,10 +163,9 @@ static void daemon_stop(struct daemon *d)
 	rmdir(d->dir);
 }
 
-/* Wait until the pool holds at least n idle VMs. */
-static int wait_idle(struct vmpool *p, uint64_t n)
+int bench_wait_idle(struct vmpool *p, uint64_t n, uint64_t limit_ns)
 {
-	uint64_t deadline = now_ns() + START_NS;
+	uint64_t deadline = now_ns() + limit_ns;
 	struct vmpool_counter cs[32];
 
 	while (now_ns() < deadline) {
@@ -176,18 +181,7 @@ static int wait_idle(struct vmpool *p, uint64_t n)
 	return -ETIMEDOUT;
 }
 
-struct loop {
-	const char *sock;
-	size_t runs;
-	bool exec;
-	struct series *lease; /* acquire, hits only; or NULL */
-	struct series *round; /* acquire + exec true + release */
-	size_t misses;
-	size_t lost; /* acquires answered "VM lost", retried */
-	int err;
-};
-
-static int exec_true(struct vmpool_lease *l)
+int bench_exec_true(struct vmpool_lease *l)
 {
 	const char *argv[] = {"true", NULL};
 	struct vmpool_exec x = {.argv = argv};
@@ -198,7 +192,7 @@ static int exec_true(struct vmpool_lease *l)
 }
 
 /* One lease: timed acquire, optional exec, release. */
-static int one_lease(struct vmpool *p, struct loop *lp)
+static int one_lease(struct vmpool *p, struct bench_leases *lp)
 {
 	struct vmpool_lease_info info;
 	struct vmpool_lease *l;
@@ -212,20 +206,21 @@ static int one_lease(struct vmpool *p, struct loop *lp)
 	if (!info.hit)
 		lp->misses++;
 	else if (lp->lease)
-		series_add(lp->lease, t1 - t0);
+		bench_series_add(lp->lease, t1 - t0);
 
-	r = lp->exec ? exec_true(l) : 0;
+	r = lp->exec ? bench_exec_true(l) : 0;
 	if (vmpool_release(l) && !r)
 		r = -ECONNRESET;
 	if (!r && lp->round)
-		series_add(lp->round, now_ns() - t0);
+		bench_series_add(lp->round, now_ns() - t0);
 	return r;
 }
 
 static void *lease_loop(void *arg)
 {
-	struct loop *lp = arg;
-	uint64_t deadline = now_ns() + START_NS;
+	struct bench_leases *lp = arg;
+	uint64_t limit = lp->limit_ns ? lp->limit_ns : START_NS;
+	uint64_t deadline = now_ns() + limit;
 	struct vmpool *p;
 	size_t done = 0;
 
@@ -249,32 +244,42 @@ static void *lease_loop(void *arg)
 		pr_err("lease loop: %s", vmpool_error(p));
 	else if (done < lp->runs)
 		pr_warn("lease loop: %zu of %zu leases in %llu s", done,
-			lp->runs, (unsigned long long)(START_NS / 1000000000));
+			lp->runs, (unsigned long long)(limit / 1000000000));
 	vmpool_close(p);
 	return NULL;
 }
 
 /* n tenants at once, each runs/n leases. */
-static int concurrent(struct loop *proto, size_t n)
+static int concurrent(struct bench_leases *proto, size_t n)
 {
-	pthread_t th[CONCURRENT];
-	struct loop lp[CONCURRENT];
+	pthread_t *th = calloc(n, sizeof(*th));
+	struct bench_leases *lp = calloc(n, sizeof(*lp));
 	size_t misses = 0;
-	int err = 0;
+	int err = th && lp ? 0 : -ENOMEM;
 
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !err; i++) {
 		lp[i] = *proto;
 		lp[i].runs = proto->runs / n;
 		pthread_create(&th[i], NULL, lease_loop, &lp[i]);
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && th && lp; i++) {
 		pthread_join(th[i], NULL);
 		misses += lp[i].misses;
 		proto->lost += lp[i].lost;
 		err = err ? err : lp[i].err;
 	}
 	proto->misses = misses;
+	free(lp);
+	free(th);
 	return err;
+}
+
+int bench_leases_run(struct bench_leases *lp, size_t tenants)
+{
+	if (tenants > 1)
+		return concurrent(lp, tenants);
+	lease_loop(lp);
+	return lp->err;
 }
 
 /* VmRSS (KiB) of vmpoold's vmpool-worker children, into kib[]. */
@@ -320,10 +325,10 @@ static void report_rss(pid_t daemon)
 }
 
 /* Cold misses: each lease is held, so the next finds nothing idle. */
-static int cold_misses(struct series *s)
+static int cold_misses(struct bench_series *s)
 {
 	struct vmpool_lease *held[COLD_RUNS];
-	struct daemon d = {0};
+	struct bench_daemon d = {0};
 	struct vmpool *p = NULL;
 	size_t n = 0;
 	int err = daemon_start(&d, "0", "4");
@@ -335,7 +340,7 @@ static int cold_misses(struct series *s)
 
 		err = vmpool_acquire(p, 0, &held[n]);
 		if (!err)
-			series_add(s, now_ns() - t0);
+			bench_series_add(s, now_ns() - t0);
 	}
 	if (err)
 		pr_err("cold miss: %s", p ? vmpool_error(p) : strerror(-err));
@@ -343,11 +348,11 @@ static int cold_misses(struct series *s)
 		if (held[n])
 			vmpool_release(held[n]);
 	vmpool_close(p);
-	daemon_stop(&d);
+	bench_daemon_stop(&d);
 	return err;
 }
 
-static int bwrap_series(struct series *s, size_t runs)
+static int bwrap_series(struct bench_series *s, size_t runs)
 {
 	for (size_t i = 0; i < runs; i++) {
 		uint64_t took;
@@ -355,7 +360,7 @@ static int bwrap_series(struct series *s, size_t runs)
 
 		if (err)
 			return err;
-		series_add(s, took);
+		bench_series_add(s, took);
 	}
 	return 0;
 }
@@ -364,38 +369,35 @@ enum { S_HIT1, S_HIT16, S_ROUND, S_COLD, S_BWRAP, S_COUNT };
 
 /* A fresh pool per run, so that one run's leftovers cannot slow the
  * next; workers' RSS is read in the first, while they idle. */
-static int with_pool(struct loop *lp, size_t tenants, bool rss)
+static int with_pool(struct bench_leases *lp, size_t tenants, bool rss)
 {
-	struct daemon d = {0};
+	struct bench_daemon d = {0};
 	struct vmpool *p;
 	int err = daemon_start(&d, "20", "24");
 
 	if (!err)
 		err = vmpool_connect(d.sock, &p);
 	if (!err) {
-		err = wait_idle(p, CONCURRENT + 2);
+		err = bench_wait_idle(p, CONCURRENT + 2, START_NS);
 		vmpool_close(p);
 	}
 	if (!err && rss)
 		report_rss(d.pid);
 	lp->sock = d.sock;
-	if (!err && tenants == 1) {
-		lease_loop(lp);
-		err = lp->err;
-	} else if (!err) {
-		err = concurrent(lp, tenants);
-	}
-	daemon_stop(&d);
+	if (!err)
+		err = bench_leases_run(lp, tenants);
+	bench_daemon_stop(&d);
 	if (err)
 		pr_err("pool run: %s", strerror(-err));
 	return err;
 }
 
-static int measure(size_t runs, struct series *s)
+static int measure(size_t runs, struct bench_series *s)
 {
-	struct loop hit1 = {.runs = runs, .lease = &s[S_HIT1]};
-	struct loop hit16 = {.runs = runs, .lease = &s[S_HIT16]};
-	struct loop round = {.runs = runs, .exec = true, .round = &s[S_ROUND]};
+	struct bench_leases hit1 = {.runs = runs, .lease = &s[S_HIT1]};
+	struct bench_leases hit16 = {.runs = runs, .lease = &s[S_HIT16]};
+	struct bench_leases round = {
+	    .runs = runs, .exec = true, .round = &s[S_ROUND]};
 	int err = with_pool(&hit1, 1, true);
 
 	if (!err)
@@ -413,17 +415,19 @@ static int measure(size_t runs, struct series *s)
 	return err;
 }
 
-static void report(struct series *s)
+static void report(struct bench_series *s)
 {
 	for (int i = 0; i < S_COUNT; i++)
 		print_series(&s[i]);
 	if (s[S_ROUND].n && s[S_BWRAP].n)
 		printf("ratio bwrap true (cold) / acquire+exec+release "
 		       "(p50): %.1fx\n",
-		       pct_us(&s[S_BWRAP], 50) / pct_us(&s[S_ROUND], 50));
+		       bench_series_pct_us(&s[S_BWRAP], 50) /
+			   bench_series_pct_us(&s[S_ROUND], 50));
 	if (s[S_COLD].n && s[S_HIT1].n)
 		printf("ratio cold miss / hit (p50): %.1fx\n",
-		       pct_us(&s[S_COLD], 50) / pct_us(&s[S_HIT1], 50));
+		       bench_series_pct_us(&s[S_COLD], 50) /
+			   bench_series_pct_us(&s[S_HIT1], 50));
 }
 
 int bench_pool(int argc, char **argv)
@@ -435,7 +439,7 @@ int bench_pool(int argc, char **argv)
 	    "acquire cold miss (ns boot)",
 	    "bwrap true (cold)",
 	};
-	struct series s[S_COUNT];
+	struct bench_series s[S_COUNT];
 	size_t runs = DEFAULT_RUNS;
 	uint64_t v;
 	int c, err = 0;
@@ -449,7 +453,7 @@ int bench_pool(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	for (int i = 0; i < S_COUNT && !err; i++)
-		err = series_init(&s[i], names[i], 2 * runs);
+		err = bench_series_init(&s[i], names[i], 2 * runs);
 
 	if (!err)
 		err = measure(runs, s);

@@ -94,9 +94,7 @@ static long status_kb(pid_t pid, const char *field)
 	return kb;
 }
 
-/* KiB resident in mappings of exactly `size` bytes (the guest's RAM)
- * and in all the others, from /proc/PID/smaps. */
-static int split_rss(pid_t pid, uint64_t size, long *guest, long *rest)
+int bench_split_rss(pid_t pid, uint64_t size, long *guest, long *rest)
 {
 	unsigned long lo, hi;
 	char path[64], line[256];
@@ -408,7 +406,7 @@ static int through_worker(struct sup *sup, const char *image,
 	if (!err)
 		err = release(sup, &s[1].ns[s[1].n++]);
 	fg->rss[1] = status_kb(sup->pid, "VmRSS");
-	split_rss(sup->pid, VM_DEFAULT_MEM, &fg->guest, &fg->rest);
+	bench_split_rss(sup->pid, VM_DEFAULT_MEM, &fg->guest, &fg->rest);
 	stop_worker(sup);
 	return err;
 }

@@ -21,10 +21,11 @@ def targets(b):
                                "tools/bench_boot.c",
                                "tools/bench_worker.c",
                                "tools/bench_kvm.c",
+                               "tools/bench_suite.c",
                                "tests/kvm_agent_guest.c"],
               deps=["vmpool", "backend", "ns", "proto", "virtio", "ioloop",
                     "shm", "vmm", "common"],
-              libs=["uring"])
+              libs=["uring", "m"])
     top = b.program("vmpool-top", [
         "tools/top.c", "tools/top_snap.c", "tools/top_model.c",
         "tools/top_text.c", "tools/top_json.c", "tools/top_prom.c",
