@@ -671,6 +671,11 @@ static void print_table(const struct run_info *ri, const struct row *r,
 	       "PSS of the idle VMs' workers%s\n",
 	       o->kvm ? " (guest RAM touched included)"
 		      : ", their sandboxes' processes and tmpfs");
+	if (o->idle + 2 < MAX_TENANTS)
+		printf("only %u VMs for up to %u tenants: an acquire finding "
+		       "none free is refused and retried, so hits there wait "
+		       "behind the others\n",
+		       o->idle + 2, MAX_TENANTS);
 }
 
 static void json_num(const char *key, double v)
