@@ -45,6 +45,7 @@ struct tenant {
 	struct worker *w;
 	int fd;
 	struct ioloop_op op;
+	struct ioloop_op out_op; /* POLLOUT, while out holds bytes */
 	struct proto_reader rd;
 	struct relay_queue out;
 	struct tenant *next; /* in worker.closed */
@@ -71,6 +72,7 @@ struct worker {
 	uint32_t next_host_id;
 
 	struct ioloop_op guest_op;
+	struct ioloop_op guest_out_op; /* POLLOUT, while to_guest holds bytes */
 	struct proto_reader guest_rd;
 	struct relay_queue to_guest;
 

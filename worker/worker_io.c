@@ -15,7 +15,8 @@
 #include "common/util.h"
 #include "proto/tenant.h"
 
-#define WATCH_EVENTS (POLLIN | POLLOUT | POLLRDHUP)
+/* POLLOUT is watched apart, and only while bytes wait (watch_out). */
+#define WATCH_EVENTS (POLLIN | POLLRDHUP)
 
 /* Read what the socket holds into the frame reader, handing each frame
  * to fn; stops early while `paused` says so. 0, -EAGAIN when drained,
@@ -68,6 +69,21 @@ static bool guest_paused(void *arg)
 	       relay_queue_len(&w->tenant->out) > WORKER_QUEUE_HIGH;
 }
 
+/*
+ * Watch fd for POLLOUT while bytes wait for it, else not: a watch armed
+ * all along would wake the worker each time the peer reads. A watch
+ * being cancelled is armed again by its handler, once it has ended.
+ */
+static int watch_out(struct worker *w, struct ioloop_op *op, int fd,
+		     bool waiting)
+{
+	if (waiting && !op->busy)
+		return ioloop_poll(&w->loop, op, fd, POLLOUT);
+	if (!waiting && op->busy && op->rearm)
+		return ioloop_cancel(&w->loop, op);
+	return 0;
+}
+
 static void flush_guest(struct worker *w)
 {
 	bool was_high = relay_queue_len(&w->to_guest) > WORKER_QUEUE_HIGH;
@@ -75,6 +91,10 @@ static void flush_guest(struct worker *w)
 
 	if (err && err != -EAGAIN) {
 		worker_guest_lost(w, "the guest channel failed");
+		return;
+	}
+	if (watch_out(w, &w->guest_out_op, w->be.chan_fd, err == -EAGAIN)) {
+		worker_guest_lost(w, "the guest channel cannot be watched");
 		return;
 	}
 	if (was_high && relay_queue_len(&w->to_guest) <= WORKER_QUEUE_HIGH)
@@ -88,6 +108,15 @@ void worker_guest_resume(struct worker *w)
 
 	if (err == -EPIPE || (err && err != -EAGAIN))
 		worker_guest_lost(w, "the guest closed its channel");
+}
+
+/* The guest channel has room, or its watch ended: send what waits. */
+static void on_guest_out(struct ioloop_op *op, int res, unsigned flags)
+{
+	struct worker *w = op->opaque;
+
+	if (w->state != WORKER_DONE)
+		flush_guest(w);
 }
 
 static void on_guest(struct ioloop_op *op, int res, unsigned flags)
@@ -327,15 +356,18 @@ static void flush_tenant(struct worker *w)
 	struct tenant *t = w->tenant;
 	bool was_high = relay_queue_len(&t->out) > WORKER_QUEUE_HIGH;
 	int err = relay_queue_flush(&t->out, t->fd);
+	bool waiting = err == -EAGAIN;
 
-	if (err && err != -EAGAIN) {
+	if (!err || waiting)
+		err = watch_out(w, &t->out_op, t->fd, waiting);
+	if (err) {
 		if (t->draining)
 			worker_tenant_close(w);
 		else
 			worker_tenant_gone(w);
 		return;
 	}
-	if (!err && t->draining) {
+	if (!waiting && t->draining) {
 		if (t->keep)
 			hand_back(w);
 		else
@@ -368,6 +400,15 @@ static void tenant_free(struct worker *w, struct tenant *t)
 	free(t);
 }
 
+/* The tenant's socket has room, or its watch ended: send what waits. */
+static void on_tenant_out(struct ioloop_op *op, int res, unsigned flags)
+{
+	struct tenant *t = op->opaque;
+
+	if (!t->closing && t->w->tenant == t)
+		flush_tenant(t->w);
+}
+
 static void on_tenant(struct ioloop_op *op, int res, unsigned flags)
 {
 	struct tenant *t = op->opaque;
@@ -392,6 +433,8 @@ int worker_tenant_open(struct worker *w, int fd)
 	t->fd = fd;
 	t->op.done = on_tenant;
 	t->op.opaque = t;
+	t->out_op.done = on_tenant_out;
+	t->out_op.opaque = t;
 	err = fcntl(fd, F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
 	if (!err)
 		err = reader_open(w, &t->rd);
@@ -423,6 +466,7 @@ void worker_tenant_close(struct worker *w)
 	t->closing = true;
 	close(t->fd);
 	ioloop_cancel(&w->loop, &t->op);
+	ioloop_cancel(&w->loop, &t->out_op);
 	t->next = w->closed;
 	w->closed = t;
 	w->resume_guest = true;
@@ -435,7 +479,7 @@ void worker_reap_tenants(struct worker *w, bool all)
 	while (*p) {
 		struct tenant *t = *p;
 
-		if (t->op.busy && !all) {
+		if ((t->op.busy || t->out_op.busy) && !all) {
 			p = &t->next;
 			continue;
 		}
@@ -488,6 +532,7 @@ int worker_watch(struct worker *w)
 	int err;
 
 	w->guest_op = (struct ioloop_op){.done = on_guest, .opaque = w};
+	w->guest_out_op = (struct ioloop_op){.done = on_guest_out, .opaque = w};
 	w->death_op = (struct ioloop_op){.done = on_death, .opaque = w};
 	w->ctl_op = (struct ioloop_op){.done = on_ctl, .opaque = w};
 	w->timer_op = (struct ioloop_op){.done = on_timer, .opaque = w};
