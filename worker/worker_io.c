@@ -42,6 +42,11 @@ static int pump(int fd, struct proto_reader *rd, void *arg,
 
 		while ((r = proto_reader_next(rd, &f)) != 0)
 			fn(arg, &f, r < 0 ? r : 0);
+
+		/* A short read took all there was: the socket's watch says
+		 * when more comes, no need to ask it again now. */
+		if ((size_t)n < room)
+			return -EAGAIN;
 	}
 	return 0;
 }
