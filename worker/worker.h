@@ -107,6 +107,9 @@ void worker_tenant_error(struct worker *w, uint32_t id, uint32_t code,
 int worker_tenant_open(struct worker *w, int fd);
 /* Close the tenant's connection now. */
 void worker_tenant_close(struct worker *w);
+/* Hand the connection back to vmpoold, then send it ok (a kept
+ * RELEASE's answer); 0 when it cannot be done at once. */
+int worker_tenant_return(struct worker *w, const void *ok, size_t len);
 /* Read whatever a side has waiting; never from inside a frame handler
  * (set resume_guest / resume_tenant instead). */
 void worker_guest_resume(struct worker *w);

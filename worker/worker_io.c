@@ -204,10 +204,8 @@ int worker_send_ctl(struct worker *w, uint32_t type, int32_t err,
 	return 0;
 }
 
-/* The tenant's connection goes back to vmpoold (CTL_RETURN); ours is
- * closed either way: a tenant whose connection could not be passed on
- * sees it end, as after a RELEASE without TENANT_RELEASE_KEEP. */
-static void hand_back(struct worker *w)
+/* CTL_RETURN with the tenant's connection; 0 or -errno. */
+static int send_return(struct worker *w)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))] = {0};
 	struct ctl_msg m = {.type = CTL_RETURN, .slot = w->o.slot};
@@ -227,8 +225,45 @@ static void hand_back(struct worker *w)
 
 	m.t0 = now_ns();
 	if (sendmsg(w->o.ctl_fd, &mh, MSG_NOSIGNAL) < 0)
-		pr_debug("CTL_RETURN: sendmsg: %s", strerror(errno));
+		return -errno;
+	return 0;
+}
+
+/* The tenant's connection goes back to vmpoold; ours is closed either
+ * way: a tenant whose connection could not be passed on sees it end,
+ * as after a RELEASE without TENANT_RELEASE_KEEP. */
+static void hand_back(struct worker *w)
+{
+	int err = send_return(w);
+
+	if (err)
+		pr_debug("CTL_RETURN: sendmsg: %s", strerror(-err));
 	worker_tenant_close(w);
+}
+
+/*
+ * The OK of a RELEASE that keeps the connection, sent after the
+ * connection went back: vmpoold is then awake to read the tenant's next
+ * request by the time the tenant has the OK, instead of waiting for this
+ * worker to be scheduled again. Only when nothing else waits for the
+ * tenant and its socket has room, so that the OK cannot be held up once
+ * vmpoold has the connection. 1 when done (and closed here), 0 when the
+ * OK must go the usual way.
+ */
+int worker_tenant_return(struct worker *w, const void *ok, size_t len)
+{
+	struct tenant *t = w->tenant;
+	struct pollfd p = {.fd = t->fd, .events = POLLOUT};
+
+	if (relay_queue_len(&t->out) || poll(&p, 1, 0) != 1 ||
+	    p.revents != POLLOUT || send_return(w))
+		return 0;
+
+	/* Cannot happen with room for it; the tenant then sees the end. */
+	if (send(t->fd, ok, len, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)len)
+		shutdown(t->fd, SHUT_RDWR);
+	worker_tenant_close(w);
+	return 1;
 }
 
 /* The fds a control message carried: the first in *fd, others closed. */

@@ -301,6 +301,7 @@ static void release(struct worker *w, const struct proto_frame *f)
 	uint8_t buf[PROTO_HDR_SIZE + 1], flags;
 	bool health_check = false;
 	struct proto_msg m;
+	long n;
 
 	if (release_flags(f, &flags)) {
 		worker_tenant_error(w, f->id, PROTO_E_BAD_PAYLOAD,
@@ -319,7 +320,9 @@ static void release(struct worker *w, const struct proto_frame *f)
 	proto_msg_begin(&m, buf, sizeof(buf), PROTO_OK, 0, f->id);
 	if (t->keep)
 		proto_put_u8(&m, 1);
-	worker_to_tenant(w, buf, proto_msg_end(&m));
+	n = proto_msg_end(&m);
+	if (!t->keep || !worker_tenant_return(w, buf, n))
+		worker_to_tenant(w, buf, n);
 	recycle_start(w, health_check);
 }
 
