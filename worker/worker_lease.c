@@ -179,6 +179,16 @@ static void host_request(struct worker *w, const void *frame, long len)
 	worker_to_guest(w, frame, len);
 }
 
+/* Queued only: the request after it is sent in the same write, so the
+ * agent wakes once for both. */
+static void host_request_queued(struct worker *w, const void *frame, long len)
+{
+	if (len < 0)
+		worker_evict(w, "a host request does not fit a frame");
+	else if (relay_queue_put(&w->to_guest, frame, len))
+		worker_evict(w, "out of memory queueing for the guest");
+}
+
 static uint32_t host_id(struct worker *w)
 {
 	w->next_host_id = (w->next_host_id + 1) & ~TENANT_ID_HOST;
@@ -215,7 +225,7 @@ static void recycle_start(struct worker *w, bool health_check)
 	w->state = WORKER_RECYCLING;
 	worker_arm_timer(w, w->o.health_timeout_ns + CLEAN_SLACK_NS);
 
-	host_request(
+	host_request_queued(
 	    w, buf,
 	    proto_build_empty(buf, sizeof(buf), PROTO_PING, w->rc.ping_id));
 	if (w->state != WORKER_RECYCLING)
