@@ -536,7 +536,7 @@ static enum boot_purpose next_purpose(struct sv *sv)
 }
 
 /* What one look at the slot table under the lock tells each tick. */
-struct pool_view {
+struct slots_view {
 	uint32_t idle;
 	int recycling;
 	uint64_t expiry; /* when the oldest idle VM expires */
@@ -573,7 +573,7 @@ static void boot_for_pool(struct sv *sv, uint64_t now, int n)
  * at once.
  */
 static uint64_t replenish(struct sv *sv, uint64_t now,
-			  const struct pool_view *v)
+			  const struct slots_view *v)
 {
 	int n = pool_replenish_count(sv->shm) - v->recycling;
 	uint64_t due;
@@ -595,12 +595,12 @@ static uint64_t replenish(struct sv *sv, uint64_t now,
 
 /* Slots the pool has marked dead (expired, evicted, dropped): their
  * workers stop. */
-static void stop_dead(struct sv *sv, uint64_t now, struct pool_view *v)
+static void stop_dead(struct sv *sv, uint64_t now, struct slots_view *v)
 {
 	struct shm_segment *seg = shm_segment(sv->shm);
 	uint8_t state[SHM_MAX_SLOTS];
 
-	*v = (struct pool_view){.expiry = now + SV_TICK_NS};
+	*v = (struct slots_view){.expiry = now + SV_TICK_NS};
 	if (shm_lock(sv->shm) < 0)
 		return;
 	for (uint32_t i = 0; i < sv->nslots; i++)
@@ -641,7 +641,7 @@ static uint64_t kill_stuck(struct sv *sv, uint64_t now)
 uint64_t sv_workers_tick(struct sv *sv, uint64_t now)
 {
 	uint64_t next = now + SV_TICK_NS;
-	struct pool_view v;
+	struct slots_view v;
 	int rc;
 
 	if (!sv->draining) {
