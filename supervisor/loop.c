@@ -34,12 +34,21 @@ static void on_timer(struct sv_op *op, int res, unsigned flags)
 {
 }
 
+/* Completions are run only when the loop waits for them, instead of
+ * interrupting vmpoold while it works; kernels before 6.1 lack that. */
 int sv_loop_init(struct sv_loop *loop, unsigned entries)
 {
+	unsigned flags =
+	    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+	int rc;
+
 	memset(loop, 0, sizeof(*loop));
 	loop->timer.done = on_timer;
 	loop->timer.owner = loop;
-	return io_uring_queue_init(entries, &loop->ring, 0);
+	rc = io_uring_queue_init(entries, &loop->ring, flags);
+	if (rc == -EINVAL)
+		rc = io_uring_queue_init(entries, &loop->ring, 0);
+	return rc;
 }
 
 void sv_loop_exit(struct sv_loop *loop)
