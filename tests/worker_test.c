@@ -202,7 +202,10 @@ Test(worker, release_cleans_files_and_processes_for_the_next_lease,
 	sup_lease(&s);
 	sup_assert_sh(
 	    &s, "echo secret > /tmp/left; sleep 1000 >/dev/null 2>&1 &", "");
-	sup_assert_sh(&s, "ps -o comm | grep -q sleep && echo running",
+	/* The background sleep may not have been started yet: wait. */
+	sup_assert_sh(&s,
+		      "for i in $(seq 200); do ps -o args | grep -q '[s]leep 1000' && "
+		      "{ echo running; exit; }; sleep 0.02; done",
 		      "running\n");
 	sup_release_recycled(&s, &m);
 
