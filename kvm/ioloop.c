@@ -31,6 +31,21 @@ static int start(struct ioloop *loop, struct ioloop_op *op,
 	return 0;
 }
 
+/* An SQE for a one-shot request on op, or NULL when op is still in flight
+ * or the ring has no room. */
+static struct io_uring_sqe *one_shot_sqe(struct ioloop *loop,
+					 struct ioloop_op *op)
+{
+	struct io_uring_sqe *sqe;
+
+	if (op->busy)
+		return NULL;
+	sqe = get_sqe(loop);
+	if (sqe)
+		op->rearm = false;
+	return sqe;
+}
+
 static void on_stop(struct ioloop_op *op, int res, unsigned flags)
 {
 	struct ioloop *loop = op->opaque;
@@ -100,61 +115,45 @@ int ioloop_poll(struct ioloop *loop, struct ioloop_op *op, int fd,
 int ioloop_read(struct ioloop *loop, struct ioloop_op *op, int fd, void *buf,
 		size_t len)
 {
-	struct io_uring_sqe *sqe;
+	struct io_uring_sqe *sqe = one_shot_sqe(loop, op);
 
-	if (op->busy)
-		return -EBUSY;
-	sqe = get_sqe(loop);
 	if (!sqe)
 		return -EBUSY;
 	io_uring_prep_read(sqe, fd, buf, len > UINT32_MAX ? UINT32_MAX : len,
 			   -1);
-	op->rearm = false;
 	return start(loop, op, sqe);
 }
 
 int ioloop_readv(struct ioloop *loop, struct ioloop_op *op, int fd,
 		 const struct iovec *iov, unsigned niov)
 {
-	struct io_uring_sqe *sqe;
+	struct io_uring_sqe *sqe = one_shot_sqe(loop, op);
 
-	if (op->busy)
-		return -EBUSY;
-	sqe = get_sqe(loop);
 	if (!sqe)
 		return -EBUSY;
 	io_uring_prep_readv(sqe, fd, iov, niov, -1);
-	op->rearm = false;
 	return start(loop, op, sqe);
 }
 
 int ioloop_writev(struct ioloop *loop, struct ioloop_op *op, int fd,
 		  const struct iovec *iov, unsigned niov)
 {
-	struct io_uring_sqe *sqe;
+	struct io_uring_sqe *sqe = one_shot_sqe(loop, op);
 
-	if (op->busy)
-		return -EBUSY;
-	sqe = get_sqe(loop);
 	if (!sqe)
 		return -EBUSY;
 	io_uring_prep_writev(sqe, fd, iov, niov, -1);
-	op->rearm = false;
 	return start(loop, op, sqe);
 }
 
 int ioloop_sendmsg(struct ioloop *loop, struct ioloop_op *op, int fd,
 		   const struct msghdr *msg)
 {
-	struct io_uring_sqe *sqe;
+	struct io_uring_sqe *sqe = one_shot_sqe(loop, op);
 
-	if (op->busy)
-		return -EBUSY;
-	sqe = get_sqe(loop);
 	if (!sqe)
 		return -EBUSY;
 	io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);
-	op->rearm = false;
 	return start(loop, op, sqe);
 }
 
