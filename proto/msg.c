@@ -78,16 +78,25 @@ long proto_build_path(void *buf, size_t cap, uint16_t type, uint32_t id,
 	return proto_msg_end(&m);
 }
 
-long proto_build_write_open(void *buf, size_t cap, uint32_t id,
-			    const char *path, uint32_t mode, uint32_t flags)
+/* WRITE_OPEN and MKDIR share one payload: mode, flags, path. */
+static long build_mode_flags_path(void *buf, size_t cap, uint16_t type,
+				  uint32_t id, const char *path, uint32_t mode,
+				  uint32_t flags)
 {
 	struct proto_msg m;
 
-	proto_msg_begin(&m, buf, cap, PROTO_WRITE_OPEN, 0, id);
+	proto_msg_begin(&m, buf, cap, type, 0, id);
 	proto_put_u32(&m, mode);
 	proto_put_u32(&m, flags);
 	proto_put_str(&m, path);
 	return proto_msg_end(&m);
+}
+
+long proto_build_write_open(void *buf, size_t cap, uint32_t id,
+			    const char *path, uint32_t mode, uint32_t flags)
+{
+	return build_mode_flags_path(buf, cap, PROTO_WRITE_OPEN, id, path, mode,
+				     flags);
 }
 
 long proto_build_read_open(void *buf, size_t cap, uint32_t id, const char *path,
@@ -105,13 +114,8 @@ long proto_build_read_open(void *buf, size_t cap, uint32_t id, const char *path,
 long proto_build_mkdir(void *buf, size_t cap, uint32_t id, const char *path,
 		       uint32_t mode, uint32_t flags)
 {
-	struct proto_msg m;
-
-	proto_msg_begin(&m, buf, cap, PROTO_MKDIR, 0, id);
-	proto_put_u32(&m, mode);
-	proto_put_u32(&m, flags);
-	proto_put_str(&m, path);
-	return proto_msg_end(&m);
+	return build_mode_flags_path(buf, cap, PROTO_MKDIR, id, path, mode,
+				     flags);
 }
 
 long proto_build_rename(void *buf, size_t cap, uint32_t id, const char *from,
