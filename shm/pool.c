@@ -443,6 +443,20 @@ int pool_recycle_done(struct shm *shm, uint32_t slot,
 	return rc;
 }
 
+/* The lock around a step that takes a slot or a count and the time. */
+static int run_locked(struct shm *shm,
+		      int (*step)(struct shm_segment *, uint32_t, uint64_t),
+		      uint32_t arg, uint64_t now)
+{
+	int rc = shm_lock(shm);
+
+	if (rc < 0)
+		return rc;
+	rc = step(shm_segment(shm), arg, now);
+	shm_unlock(shm);
+	return rc;
+}
+
 static int evict_locked(struct shm_segment *seg, uint32_t index, uint64_t now)
 {
 	if (index >= seg->hdr.nslots)
@@ -457,13 +471,7 @@ static int evict_locked(struct shm_segment *seg, uint32_t index, uint64_t now)
 
 int pool_evict(struct shm *shm, uint32_t slot, uint64_t now)
 {
-	int rc = shm_lock(shm);
-
-	if (rc < 0)
-		return rc;
-	rc = evict_locked(shm_segment(shm), slot, now);
-	shm_unlock(shm);
-	return rc;
+	return run_locked(shm, evict_locked, slot, now);
 }
 
 int pool_expire(struct shm *shm, uint64_t now)
@@ -513,13 +521,7 @@ static int exit_locked(struct shm_segment *seg, uint32_t index, uint64_t now)
 
 int pool_exit(struct shm *shm, uint32_t slot, uint64_t now)
 {
-	int rc = shm_lock(shm);
-
-	if (rc < 0)
-		return rc;
-	rc = exit_locked(shm_segment(shm), slot, now);
-	shm_unlock(shm);
-	return rc;
+	return run_locked(shm, exit_locked, slot, now);
 }
 
 int pool_note_exec(struct shm *shm, uint32_t slot)
@@ -552,13 +554,7 @@ static int warm_count_locked(struct shm_segment *seg, uint32_t n, uint64_t now)
 
 int pool_warm_count(struct shm *shm, uint32_t n, uint64_t now)
 {
-	int rc = shm_lock(shm);
-
-	if (rc < 0)
-		return rc;
-	rc = warm_count_locked(shm_segment(shm), n, now);
-	shm_unlock(shm);
-	return rc;
+	return run_locked(shm, warm_count_locked, n, now);
 }
 
 int pool_replenish_count(struct shm *shm)
