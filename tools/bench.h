@@ -53,6 +53,9 @@ int bench_series_init(struct bench_series *s, const char *what, size_t cap);
 void bench_series_add(struct bench_series *s, uint64_t ns);
 /* Sorts the samples; p in [0, 100]; needs at least one sample. */
 double bench_series_pct_us(struct bench_series *s, unsigned p);
+/* The same for a plain array of n >= 1 samples: sorts ns, returns the
+ * sample at p. */
+uint64_t bench_pct_ns(uint64_t *ns, size_t n, unsigned p);
 
 /* A vmpoold of our own: private name and socket in a temp dir. */
 #define BENCH_DAEMON_ARGS 32

@@ -157,23 +157,14 @@ static long hwm_kib(pid_t pid)
 	return kib;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static double p50_us(uint64_t *ns, size_t n)
 {
-	qsort(ns, n, sizeof(*ns), cmp_u64);
-	return ns[n / 2] / 1e3;
+	return bench_pct_ns(ns, n, 50) / 1e3;
 }
 
 static double p99_us(uint64_t *ns, size_t n)
 {
-	qsort(ns, n, sizeof(*ns), cmp_u64);
-	return ns[MIN(n - 1, n * 99 / 100)] / 1e3;
+	return bench_pct_ns(ns, n, 99) / 1e3;
 }
 
 static int native_true(uint64_t *took)

@@ -56,20 +56,10 @@ struct series {
 	size_t n;
 };
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Sorts the series; p in [0, 100]. */
 static double percentile_ms(struct series *s, unsigned p)
 {
-	size_t at = MIN(s->n - 1, s->n * p / 100);
-
-	qsort(s->ns, s->n, sizeof(*s->ns), cmp_u64);
-	return s->ns[at] / 1e6;
+	return bench_pct_ns(s->ns, s->n, p) / 1e6;
 }
 
 static void print_series(struct series *s)

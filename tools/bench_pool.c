@@ -33,12 +33,15 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+uint64_t bench_pct_ns(uint64_t *ns, size_t n, unsigned p)
+{
+	qsort(ns, n, sizeof(*ns), cmp_u64);
+	return ns[MIN(n - 1, n * p / 100)];
+}
+
 double bench_series_pct_us(struct bench_series *s, unsigned p)
 {
-	size_t at = MIN(s->n - 1, s->n * p / 100);
-
-	qsort(s->ns, s->n, sizeof(*s->ns), cmp_u64);
-	return s->ns[at] / 1e3;
+	return bench_pct_ns(s->ns, s->n, p) / 1e3;
 }
 
 static void print_series(struct bench_series *s)
