@@ -203,10 +203,11 @@ Test(worker, release_cleans_files_and_processes_for_the_next_lease,
 	sup_assert_sh(
 	    &s, "echo secret > /tmp/left; sleep 1000 >/dev/null 2>&1 &", "");
 	/* The background sleep may not have been started yet: wait. */
-	sup_assert_sh(&s,
-		      "for i in $(seq 200); do ps -o args | grep -q '[s]leep 1000' && "
-		      "{ echo running; exit; }; sleep 0.02; done",
-		      "running\n");
+	sup_assert_sh(
+	    &s,
+	    "for i in $(seq 200); do ps -o args | grep -q '[s]leep 1000' && "
+	    "{ echo running; exit; }; sleep 0.02; done",
+	    "running\n");
 	sup_release_recycled(&s, &m);
 
 	sup_lease(&s);
@@ -586,5 +587,70 @@ Test(worker, kvm_backend_on_a_pvm_host_is_refused,
 	sup_expect_ctl(&s, CTL_BOOT_FAIL, &m);
 	cr_assert(strstr(m.text, "hardware KVM"), "%s", m.text);
 	cr_assert_eq(sup_wait_exit(&s), WORKER_EXIT_PERMFAIL);
+	sup_finish(&s);
+}
+
+/* Watchdog intervals short enough for a test, long enough for a slow
+ * sanitizer build not to miss a PONG. */
+static char *watchdog_args[] = {"--idle-ping", "200ms", "--guest-timeout", "1s",
+				NULL};
+
+Test(worker, live_guest_answers_the_watchdog_idle_and_leased,
+     .timeout = WORKER_TEST_TIMEOUT)
+{
+	struct pool_config cfg = sup_config(0);
+	struct ctl_msg m;
+	struct sup s;
+
+	sup_spawn_ready(&s, &cfg, watchdog_args);
+	usleep(700 * 1000);
+	cr_assert_eq(sup_slot_of(&s).state, SLOT_IDLE);
+
+	/* Pings go on while the command runs; no PONG reaches the tenant. */
+	sup_lease(&s);
+	sup_assert_sh(&s, "sleep 1; echo done", "done\n");
+	sup_release_recycled(&s, &m);
+	sup_finish(&s);
+}
+
+Test(worker, guest_hung_while_idle_is_evicted, .timeout = WORKER_TEST_TIMEOUT)
+{
+	struct pool_config cfg = sup_config(0);
+	struct ctl_msg m;
+	struct sup s;
+
+	sup_spawn_ready(&s, &cfg, watchdog_args);
+	cr_assert_eq(kill(sandbox_pid(&s), SIGSTOP), 0);
+
+	sup_expect_ctl(&s, CTL_EVICTED, &m);
+	cr_assert_eq(sup_wait_exit(&s), WORKER_EXIT_OK);
+	cr_assert_eq(sup_slot_of(&s).state, SLOT_DEAD);
+	sup_assert_invariants(&s);
+	sup_finish(&s);
+}
+
+Test(worker, guest_hung_during_a_command_ends_the_lease_and_is_evicted,
+     .timeout = WORKER_TEST_TIMEOUT)
+{
+	const char *argv[] = {"echo started; sleep 1000", NULL};
+	struct proto_exec_req req = {.argv = argv, .flags = PROTO_EXEC_SHELL};
+	struct pool_config cfg = sup_config(0);
+	uint8_t buf[256];
+	struct proto_frame f;
+	struct ctl_msg m;
+	struct sup s;
+
+	sup_spawn_ready(&s, &cfg, watchdog_args);
+	sup_lease(&s);
+	sup_send_frame(&s, buf, proto_build_exec(buf, sizeof(buf), 3, &req));
+	sup_recv_frame(&s, &f, PROTO_STDOUT, 3);
+	cr_assert_eq(kill(sandbox_pid(&s), SIGSTOP), 0);
+
+	cr_assert_eq(sup_recv_error(&s, 3), TENANT_E_GUEST);
+	cr_assert_eq(proto_client_recv(&s.c, &f), -EPIPE);
+	sup_expect_ctl(&s, CTL_EVICTED, &m);
+	cr_assert_eq(sup_wait_exit(&s), WORKER_EXIT_OK);
+	cr_assert_eq(sup_slot_of(&s).state, SLOT_DEAD);
+	sup_assert_invariants(&s);
 	sup_finish(&s);
 }

@@ -20,7 +20,8 @@ def worker_targets(b, image):
             "proto", "common"]
     worker = b.program("vmpool-worker", [
         "worker/worker_main.c", "worker/worker_args.c",
-        "worker/worker_io.c", "worker/worker_lease.c"],
+        "worker/worker_io.c", "worker/worker_lease.c",
+        "worker/worker_watchdog.c"],
         deps=deps, libs=["uring"])
     b.test("worker_relay_test", ["tests/worker_relay_test.c"],
            deps=["relay", "proto", "common"])

@@ -25,6 +25,8 @@ struct worker_opts {
 	struct backend_opts be;
 	uint64_t health_timeout_ns;
 	uint64_t boot_timeout_ns;
+	uint64_t idle_ping_ns;	   /* the watchdog's PING interval */
+	uint64_t guest_timeout_ns; /* ...and how long its PONG may take */
 	bool verbose;
 };
 
@@ -61,6 +63,12 @@ struct recycle {
 	char hc_why[96]; /* how the health check ended, when it failed */
 };
 
+/* The watchdog's PING while idle or leased. */
+struct watchdog {
+	uint32_t ping_id; /* unanswered, or 0 */
+	bool waiting;	  /* the timer runs for its PONG */
+};
+
 struct worker {
 	struct worker_opts o;
 	struct shm *shm;
@@ -88,6 +96,7 @@ struct worker {
 	bool resume_tenant;	 /* loop does it, outside any frame handler */
 	bool next_lease_is_miss; /* booted for a lease not yet served */
 	struct recycle rc;
+	struct watchdog wd;
 };
 
 /* worker_io.c: the channel, tenant and control sockets on the loop. */
@@ -132,5 +141,15 @@ void worker_boot_failed(struct worker *w, int err, int code, const char *why);
 void worker_guest_lost(struct worker *w, const char *why);
 /* Leave with code; the tenant, if any, is told the VM is lost. */
 void worker_finish(struct worker *w, int code);
+/* A fresh id for the worker's own requests (TENANT_ID_HOST set). */
+uint32_t worker_host_id(struct worker *w);
+
+/* worker_watchdog.c: a guest hung while idle or leased is evicted. */
+/* Start the PING interval: on entering WORKER_IDLE or WORKER_LEASED. */
+void worker_watchdog_arm(struct worker *w);
+/* The timer fired while idle or leased. */
+void worker_watchdog_tick(struct worker *w);
+/* A host reply: true when it answers the watchdog's PING. */
+bool worker_watchdog_reply(struct worker *w, const struct proto_frame *f);
 
 #endif

@@ -10,6 +10,8 @@
 
 #define DEFAULT_HEALTH_TIMEOUT_NS (5ull * 1000000000)
 #define DEFAULT_BOOT_TIMEOUT_NS	  (30ull * 1000000000)
+#define DEFAULT_IDLE_PING_NS	  (10ull * 1000000000)
+#define DEFAULT_GUEST_TIMEOUT_NS  (5ull * 1000000000)
 
 enum {
 	OPT_POOL = 1,
@@ -22,6 +24,8 @@ enum {
 	OPT_VCPUS,
 	OPT_HEALTH_TIMEOUT,
 	OPT_BOOT_TIMEOUT,
+	OPT_IDLE_PING,
+	OPT_GUEST_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -35,8 +39,18 @@ static const struct option long_opts[] = {
     {"vcpus", required_argument, NULL, OPT_VCPUS},
     {"health-timeout", required_argument, NULL, OPT_HEALTH_TIMEOUT},
     {"boot-timeout", required_argument, NULL, OPT_BOOT_TIMEOUT},
+    {"idle-ping", required_argument, NULL, OPT_IDLE_PING},
+    {"guest-timeout", required_argument, NULL, OPT_GUEST_TIMEOUT},
     {NULL, 0, NULL, 0},
 };
+
+/* A zero timeout would disarm the timer instead. */
+static int nonzero_duration(const char *arg, uint64_t *ns)
+{
+	int err = parse_duration_ns(arg, ns);
+
+	return err ? err : (*ns ? 0 : -EINVAL);
+}
 
 /* One option's value into o; -EINVAL when it does not parse. */
 static int take(struct worker_opts *o, int opt, const char *arg)
@@ -71,11 +85,13 @@ static int take(struct worker_opts *o, int opt, const char *arg)
 		o->be.vcpus = v;
 		return err;
 	case OPT_HEALTH_TIMEOUT:
-		err = parse_duration_ns(arg, &o->health_timeout_ns);
-		return err ? err : (o->health_timeout_ns ? 0 : -EINVAL);
+		return nonzero_duration(arg, &o->health_timeout_ns);
 	case OPT_BOOT_TIMEOUT:
-		err = parse_duration_ns(arg, &o->boot_timeout_ns);
-		return err ? err : (o->boot_timeout_ns ? 0 : -EINVAL);
+		return nonzero_duration(arg, &o->boot_timeout_ns);
+	case OPT_IDLE_PING:
+		return nonzero_duration(arg, &o->idle_ping_ns);
+	case OPT_GUEST_TIMEOUT:
+		return nonzero_duration(arg, &o->guest_timeout_ns);
 	}
 	return -EINVAL;
 }
@@ -106,6 +122,8 @@ int worker_parse_args(int argc, char **argv, struct worker_opts *o, char *err,
 	o->be.log_fd = -1;
 	o->health_timeout_ns = DEFAULT_HEALTH_TIMEOUT_NS;
 	o->boot_timeout_ns = DEFAULT_BOOT_TIMEOUT_NS;
+	o->idle_ping_ns = DEFAULT_IDLE_PING_NS;
+	o->guest_timeout_ns = DEFAULT_GUEST_TIMEOUT_NS;
 
 	optind = 1;
 	opterr = 0;

@@ -167,6 +167,7 @@ static void boot_ready(struct worker *w, const struct proto_frame *f)
 	}
 	w->state = WORKER_IDLE;
 	w->next_lease_is_miss = s.state == SLOT_LEASED;
+	worker_watchdog_arm(w);
 	worker_send_ctl(w, CTL_READY, 0, evicted, text);
 }
 
@@ -189,7 +190,7 @@ static void host_request_queued(struct worker *w, const void *frame, long len)
 		worker_evict(w, "out of memory queueing for the guest");
 }
 
-static uint32_t host_id(struct worker *w)
+uint32_t worker_host_id(struct worker *w)
 {
 	w->next_host_id = (w->next_host_id + 1) & ~TENANT_ID_HOST;
 	if (!w->next_host_id)
@@ -201,7 +202,7 @@ static void send_clean(struct worker *w)
 {
 	uint8_t buf[PROTO_HDR_SIZE];
 
-	w->rc.clean_id = host_id(w);
+	w->rc.clean_id = worker_host_id(w);
 	host_request(
 	    w, buf,
 	    proto_build_empty(buf, sizeof(buf), PROTO_CLEAN, w->rc.clean_id));
@@ -220,7 +221,7 @@ static void recycle_start(struct worker *w, bool health_check)
 	uint8_t buf[256];
 
 	memset(&w->rc, 0, sizeof(w->rc));
-	w->rc.ping_id = host_id(w);
+	w->rc.ping_id = worker_host_id(w);
 	w->rc.hc_wanted = health_check;
 	w->state = WORKER_RECYCLING;
 	worker_arm_timer(w, w->o.health_timeout_ns + CLEAN_SLACK_NS);
@@ -234,7 +235,7 @@ static void recycle_start(struct worker *w, bool health_check)
 		send_clean(w);
 		return;
 	}
-	w->rc.hc_id = host_id(w);
+	w->rc.hc_id = worker_host_id(w);
 	host_request(w, buf,
 		     proto_build_exec(buf, sizeof(buf), w->rc.hc_id, &req));
 }
@@ -389,6 +390,7 @@ static void recycle_check(struct worker *w)
 	/* A tenant that never read its RELEASE answer is not waited for. */
 	worker_tenant_close(w);
 	w->state = WORKER_IDLE;
+	worker_watchdog_arm(w);
 	worker_send_ctl(w, CTL_RECYCLED, 0, evicted,
 			rc->hc_wanted ? "health checked" : "");
 }
@@ -434,6 +436,8 @@ static void host_reply(struct worker *w, const struct proto_frame *f)
 {
 	struct recycle *rc = &w->rc;
 
+	if (worker_watchdog_reply(w, f))
+		return;
 	if (w->state != WORKER_RECYCLING)
 		worker_evict(w, "the guest answered a request never made");
 	else if (f->id == rc->hc_id && !rc->hc_done)
@@ -562,6 +566,7 @@ void worker_lease(struct worker *w, const struct ctl_msg *m, int fd)
 	pr_info("leased to uid %u, generation %u", m->uid, m->generation);
 	relay_init(&w->relay);
 	w->state = WORKER_LEASED;
+	worker_watchdog_arm(w);
 	if (!(m->value & CTL_LEASE_ANSWERED))
 		send_leased(w, m);
 	w->next_lease_is_miss = false;
@@ -573,6 +578,10 @@ void worker_timeout(struct worker *w)
 	if (w->state == WORKER_BOOTING) {
 		worker_boot_failed(w, -ETIMEDOUT, WORKER_EXIT_TEMPFAIL,
 				   "no HELLO from the agent in time");
+		return;
+	}
+	if (w->state == WORKER_IDLE || w->state == WORKER_LEASED) {
+		worker_watchdog_tick(w);
 		return;
 	}
 	if (w->state != WORKER_RECYCLING)

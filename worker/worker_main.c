@@ -152,7 +152,8 @@ static void usage(void)
 	fprintf(stderr, "usage: vmpool-worker --pool NAME --slot N --ctl-fd FD "
 			"--backend ns|kvm --image CPIO [--kernel VMLINUX] "
 			"[--mem BYTES] [--vcpus N] [--health-timeout DURATION] "
-			"[--boot-timeout DURATION] [-v]\n");
+			"[--boot-timeout DURATION] [--idle-ping DURATION] "
+			"[--guest-timeout DURATION] [-v]\n");
 }
 
 /* Options, the pool and the loop; a failure here is permanent. */
