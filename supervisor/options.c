@@ -77,6 +77,10 @@ static const struct opt_def opt_defs[] = {
      "passed to workers (default: the worker's)"},
     {"health_timeout", OPT_DURATION, NUM(health_timeout_ns), 0, 0, "DURATION",
      "passed to workers (default: the worker's)"},
+    {"idle_ping", OPT_DURATION, NUM(idle_ping_ns), 0, 0, "DURATION",
+     "workers PING their guest this often (default: the worker's, 10s)"},
+    {"guest_timeout", OPT_DURATION, NUM(guest_timeout_ns), 0, 0, "DURATION",
+     "a guest not answering PING in this is replaced (default: 5s)"},
     {"verbose", OPT_U32, NUM(verbose), 0, 9, "N",
      "0: lifecycle lines only (default); 1: every event (-v)"},
 #if VMPOOL_FAULT_POINTS
