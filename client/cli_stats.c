@@ -9,21 +9,6 @@
 
 #define MAX_COUNTERS 128
 
-/* Counter names come from the daemon: print them as JSON strings. */
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
 static void print_counters(const struct vmpool_counter *cs, size_t n, bool json)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -33,7 +18,8 @@ static void print_counters(const struct vmpool_counter *cs, size_t n, bool json)
 			continue;
 		}
 		printf(i ? ", " : "{");
-		json_str(cs[i].name);
+		/* Counter names come from the daemon. */
+		json_put_str(stdout, cs[i].name);
 		printf(": %llu", (unsigned long long)cs[i].value);
 	}
 	if (json)

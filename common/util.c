@@ -139,3 +139,19 @@ int parse_size(const char *s, uint64_t *out)
 		return -EINVAL;
 	return scale(v, 1ull << (10 * (at - suffixes + 1)), out);
 }
+
+void json_put_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = *s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -29,5 +30,9 @@ int parse_duration_ns(const char *s, uint64_t *out);
 
 /* Parse a size such as "128M", "2G", "4096" (bare: bytes). */
 int parse_size(const char *s, uint64_t *out);
+
+/* Write s to f as a JSON string: quoted; quotes, backslashes and control
+ * characters escaped. */
+void json_put_str(FILE *f, const char *s);
 
 #endif

@@ -1,6 +1,8 @@
-/* Tests for the shared helpers: number, size and duration parsing. */
+/* Tests for the shared helpers: number, size and duration parsing, JSON. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "common/util.h"
 
@@ -41,4 +43,17 @@ Test(util, parse_size_knows_binary_suffixes)
 	cr_assert_eq(parse_size("7", &v), 0);
 	cr_assert_eq(v, 7);
 	cr_assert_eq(parse_size("7Q", &v), -EINVAL);
+}
+
+Test(util, json_put_str_escapes_quotes_backslashes_and_controls)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	cr_assert_not_null(f);
+	json_put_str(f, "a\"b\\c\n\001d");
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_str_eq(out, "\"a\\\"b\\\\c\\u000a\\u0001d\"");
+	free(out);
 }

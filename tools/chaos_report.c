@@ -201,21 +201,6 @@ static void text_report(const struct chaos *c, const struct figures *f)
 	printf("verdict: %s\n", v);
 }
 
-/* A JSON string: the details are ours, but may quote the pool. */
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
 static void json_series(const char *name, const struct series *s, bool comma)
 {
 	printf("    \"%s\": {\"n\": %zu, \"p50_ms\": %.3f, \"p99_ms\": %.3f, "
@@ -250,7 +235,7 @@ static void json_report(const struct chaos *c, const struct figures *f)
 
 	verdict(c, v, sizeof(v));
 	printf("{\n  \"pool\": ");
-	json_str(c->name);
+	json_put_str(stdout, c->name);
 	printf(",\n  \"private\": %s,\n  \"backend\": \"%s\",\n"
 	       "  \"seed\": %llu,\n  \"tenants\": %u,\n"
 	       "  \"fault_seconds\": %.3f,\n",
@@ -278,12 +263,12 @@ static void json_report(const struct chaos *c, const struct figures *f)
 	for (int i = 0; i < c->nchecks; i++) {
 		printf("    {\"name\": \"%s\", \"ok\": %s, \"detail\": ",
 		       c->checks[i].name, c->checks[i].ok ? "true" : "false");
-		json_str(c->checks[i].detail);
+		json_put_str(stdout, c->checks[i].detail);
 		printf("}%s\n", i + 1 < c->nchecks ? "," : "");
 	}
 	printf("  ],\n  \"passed\": %s,\n  \"verdict\": ",
 	       chaos_passed(c) ? "true" : "false");
-	json_str(v);
+	json_put_str(stdout, v);
 	printf("\n}\n");
 }
 

@@ -14,22 +14,6 @@ struct jw {
 	bool first[JSON_DEPTH];
 };
 
-static void string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = *s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 /* Start a member (key) or an array element (key NULL). */
 static void member(struct jw *w, const char *key)
 {
@@ -43,7 +27,7 @@ static void member(struct jw *w, const char *key)
 	else if (!first)
 		fputc(' ', w->f);
 	if (key) {
-		string(w->f, key);
+		json_put_str(w->f, key);
 		fputs(": ", w->f);
 	}
 }
@@ -76,7 +60,7 @@ static void u64(struct jw *w, const char *key, uint64_t v)
 static void str(struct jw *w, const char *key, const char *s)
 {
 	member(w, key);
-	string(w->f, s);
+	json_put_str(w->f, s);
 }
 
 static void null(struct jw *w, const char *key)
