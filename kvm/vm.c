@@ -323,16 +323,25 @@ static void elf_why(struct vm *vm, const char *path, int err)
 		set_why(vm, "%s: %s", path, strerror(-err));
 }
 
+/* The fd of a boot input, or -errno with the reason kept for the caller. */
+static int open_input(struct vm *vm, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		fd = -errno;
+		set_why(vm, "open %s: %s", path, strerror(-fd));
+	}
+	return fd;
+}
+
 static int load_vmlinux(struct vm *vm, const char *path)
 {
 	int fd, err;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		err = -errno;
-		set_why(vm, "open %s: %s", path, strerror(errno));
-		return err;
-	}
+	fd = open_input(vm, path);
+	if (fd < 0)
+		return fd;
 
 	err = refuse_on_pvm(vm, fd, path);
 	if (!err) {
@@ -348,12 +357,9 @@ static int load_initramfs(struct vm *vm, const char *path)
 {
 	int fd, err;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		err = -errno;
-		set_why(vm, "open %s: %s", path, strerror(errno));
-		return err;
-	}
+	fd = open_input(vm, path);
+	if (fd < 0)
+		return fd;
 
 	err = boot_load_initrd(fd, &vm->mem, vm->kernel.end, &vm->initrd_gpa,
 			       &vm->initrd_size);
