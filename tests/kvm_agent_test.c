@@ -341,7 +341,8 @@ static const struct {
     {"shutdown ends cleanly", step_shutdown_ends_cleanly},
 };
 
-Test(kvm_agent, boots_and_serves_every_request_over_the_console, .timeout = 900)
+Test(kvm_agent, boots_and_serves_every_request_over_the_console,
+     .timeout = 300)
 {
 	struct kvm_agent_guest *g;
 	int err;
@@ -442,7 +443,7 @@ static void panic_is_named(struct kvm_agent_guest *g)
 }
 
 Test(kvm_agent, hung_or_panicked_guest_ends_named_and_the_next_boots,
-     .timeout = 900)
+     .timeout = 300)
 {
 	struct kvm_agent_guest *g;
 

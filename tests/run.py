@@ -80,7 +80,8 @@ def run_in_testhost(paths):
     with tempfile.TemporaryDirectory(dir=TOP) as d:
         reps = [os.path.join(d, "%d.json" % i) for i in range(len(paths))]
         script = "".join(
-            "echo 'tests: running %s (test host)'; %s --json=%s -j1; " % (
+            "echo 'tests: running %s (test host)'; "
+            "%s --json=%s -j1 --verbose; " % (
                 p, shlex.quote(os.path.abspath(p)), shlex.quote(r))
             for p, r in zip(paths, reps))
         cmd = [tool, "--share", TOP, "--", "/bin/sh", "-c", script]
