@@ -84,7 +84,8 @@ def run_in_testhost(paths):
             "%s --json=%s -j1 --verbose; " % (
                 p, shlex.quote(os.path.abspath(p)), shlex.quote(r))
             for p, r in zip(paths, reps))
-        cmd = [tool, "--share", TOP, "--", "/bin/sh", "-c", script]
+        cmd = [tool, "--share", TOP, "--timeout", "1500", "--",
+               "/bin/sh", "-c", script]
         rc = subprocess.run(cmd, stderr=subprocess.STDOUT).returncode
         results = []
         for p, r in zip(paths, reps):
@@ -97,6 +98,23 @@ def run_in_testhost(paths):
     return results, None
 
 
+def rerun_failed_once(paths, results):
+    """A guest on our VMM still dies now and then under load (a known,
+    open fault); a suite that failed gets one more test-host boot, and
+    the log says so loudly either way."""
+    failed = [i for i, r in enumerate(results) if r["failed"]]
+    if not failed:
+        return results
+    again, _ = run_in_testhost([paths[i] for i in failed])
+    for i, res in zip(failed, again or []):
+        word = "passed" if not res["failed"] else "failed again"
+        print("tests: FLAKY: %s failed in the test host, then %s in a "
+              "second boot (the first failure is logged above)"
+              % (paths[i], word), flush=True)
+        results[i] = res
+    return results
+
+
 def run_kvm_suites(paths, kvm):
     """Suites needing hardware KVM: here when the host has it, else in
     the test host; a host with neither skips them, saying why."""
@@ -107,7 +125,7 @@ def run_kvm_suites(paths, kvm):
     else:
         results, why = None, "no /dev/kvm on this host"
     if results is not None:
-        return results
+        return rerun_failed_once(paths, results)
     out = []
     for p in paths:
         print("[SKIP] %s: %s" % (p, why))
