@@ -156,6 +156,22 @@ static unsigned long long guest_rip(struct vcpu *c)
 	return regs.rip;
 }
 
+/* A triple fault: where the vCPU was and what it was paging, for the
+ * report (a reboot=t guest also ends so after a panic). */
+static enum vm_end triple_fault(struct vcpu *c, char *why, size_t n)
+{
+	struct kvm_sregs sregs;
+
+	if (ioctl(c->fd, KVM_GET_SREGS, &sregs) < 0)
+		memset(&sregs, 0, sizeof(sregs));
+	snprintf(why, n,
+		 "vCPU %d shut down (triple fault) at RIP %#llx, CR2 %#llx, "
+		 "CR3 %#llx",
+		 c->id, guest_rip(c), (unsigned long long)sregs.cr2,
+		 (unsigned long long)sregs.cr3);
+	return VM_END_SHUTDOWN;
+}
+
 static enum vm_end internal_error(struct vcpu *c, char *why, size_t n)
 {
 	unsigned sub = c->run->internal.suberror;
@@ -183,8 +199,7 @@ static enum vm_end handle_exit(struct vcpu *c, char *why, size_t n)
 			 guest_rip(c));
 		return VM_END_HALTED;
 	case KVM_EXIT_SHUTDOWN:
-		snprintf(why, n, "vCPU %d shut down (triple fault)", c->id);
-		return VM_END_SHUTDOWN;
+		return triple_fault(c, why, n);
 	case KVM_EXIT_SYSTEM_EVENT:
 		return system_event(c, why, n);
 	case KVM_EXIT_INTERNAL_ERROR:
