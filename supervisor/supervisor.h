@@ -124,11 +124,13 @@ int sv_worker_spawn(struct sv *sv, uint32_t slot, enum boot_purpose why,
 void sv_worker_event(struct sv_worker *w, enum sv_wevent ev);
 /* Whether a slot the pool has just leased can go to this worker. */
 bool sv_worker_leasable(const struct sv_worker *w);
-/* Hand a tenant's connection to the worker of a leased slot; value is
- * CTL_LEASE's (CTL_LEASE_ANSWERED or 0). *generation (may be NULL): the
- * slot's, as sent. 0 or -errno. */
+/* The generation of the worker's slot, read under the lock. */
+uint32_t sv_worker_generation(const struct sv_worker *w);
+/* Hand a tenant's connection to the worker of a leased slot of that
+ * generation; value is CTL_LEASE's (CTL_LEASE_ANSWERED or 0). 0 or
+ * -errno. */
 int sv_worker_lease(struct sv_worker *w, int fd, uint32_t uid, uint32_t id,
-		    uint64_t t0, uint64_t value, uint32_t *generation);
+		    uint64_t t0, uint64_t value, uint32_t generation);
 /* Periodic duties: expiry, replenish, stop dead slots, kill stuck
  * stoppers; returns the next time they are due. */
 uint64_t sv_workers_tick(struct sv *sv, uint64_t now);

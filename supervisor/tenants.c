@@ -196,8 +196,8 @@ static void handed_off(struct sv_tenant *t)
 
 void sv_tenant_boot_ready(struct sv_tenant *t, struct sv_worker *w)
 {
-	int rc =
-	    sv_worker_lease(w, t->fd, t->uid, t->acquire_id, t->t0, 0, NULL);
+	int rc = sv_worker_lease(w, t->fd, t->uid, t->acquire_id, t->t0, 0,
+				 sv_worker_generation(w));
 
 	t->worker = NULL;
 	if (rc) {
@@ -316,10 +316,34 @@ static void send_leased(struct sv_tenant *t, uint32_t slot, uint32_t gen)
 		pr_debug("slot %u: LEASED not sent: %s", slot, strerror(-rc));
 }
 
+/* The tenant hears of a hit before the worker does: waking the worker
+ * costs vmpoold more than the rest of the hit, and the tenant's next
+ * request waits in the socket until the worker reads it. A worker that
+ * cannot take the connection has died: the tenant sees it closed, as
+ * after any worker death. 1, or -errno to close the connection. */
+static int hand_hit(struct sv_tenant *t, struct sv_worker *w, uint32_t slot)
+{
+	uint32_t gen = sv_worker_generation(w);
+	int rc;
+
+	send_leased(t, slot, gen);
+	rc = sv_worker_lease(w, t->fd, t->uid, t->acquire_id, t->t0,
+			     CTL_LEASE_ANSWERED, gen);
+	if (rc) {
+		pr_warn("slot %u: the lease did not reach its worker: %s", slot,
+			strerror(-rc));
+		drop_lease(t->sv, slot);
+		return rc;
+	}
+	sv_worker_event(w, WEV_LEASE);
+	handed_off(t);
+	return 1;
+}
+
 static int try_acquire(struct sv_tenant *t, uint64_t timeout)
 {
 	struct sv *sv = t->sv;
-	uint32_t slot, gen;
+	uint32_t slot;
 	int rc;
 
 	for (int i = 0; i < ACQUIRE_TRIES; i++) {
@@ -332,14 +356,8 @@ static int try_acquire(struct sv_tenant *t, uint64_t timeout)
 			return park(t, slot, timeout);
 
 		w = sv->by_slot[slot];
-		if (w && sv_worker_leasable(w) &&
-		    !sv_worker_lease(w, t->fd, t->uid, t->acquire_id, t->t0,
-				     CTL_LEASE_ANSWERED, &gen)) {
-			sv_worker_event(w, WEV_LEASE);
-			send_leased(t, slot, gen);
-			handed_off(t);
-			return 1;
-		}
+		if (w && sv_worker_leasable(w))
+			return hand_hit(t, w, slot);
 		drop_lease(sv, slot);
 	}
 	return sv_send_error(t->fd, t->acquire_id, TENANT_E_VM_LOST,

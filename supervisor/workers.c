@@ -58,29 +58,31 @@ static int send_ctl(int fd, const struct ctl_msg *m, int pass_fd)
 	return 0;
 }
 
+uint32_t sv_worker_generation(const struct sv_worker *w)
+{
+	uint32_t gen = 0;
+
+	if (shm_lock(w->sv->shm) >= 0) {
+		gen = shm_slots(shm_segment(w->sv->shm))[w->slot].generation;
+		shm_unlock(w->sv->shm);
+	}
+	return gen;
+}
+
 int sv_worker_lease(struct sv_worker *w, int fd, uint32_t uid, uint32_t id,
-		    uint64_t t0, uint64_t value, uint32_t *generation)
+		    uint64_t t0, uint64_t value, uint32_t generation)
 {
 	struct ctl_msg m = {
 	    .type = CTL_LEASE,
 	    .slot = w->slot,
 	    .uid = uid,
+	    .generation = generation,
 	    .id = id,
 	    .t0 = t0,
 	    .value = value,
 	};
-	int rc;
 
-	if (shm_lock(w->sv->shm) >= 0) {
-		m.generation =
-		    shm_slots(shm_segment(w->sv->shm))[w->slot].generation;
-		shm_unlock(w->sv->shm);
-	}
-
-	rc = send_ctl(w->ctl_fd, &m, fd);
-	if (!rc && generation)
-		*generation = m.generation;
-	return rc;
+	return send_ctl(w->ctl_fd, &m, fd);
 }
 
 /* --- actions: each returns the worker's next state --- */
@@ -130,7 +132,8 @@ static int orphan_lease(struct sv_worker *w)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
 		return -errno;
 	close(sp[1]);
-	rc = sv_worker_lease(w, sp[0], 0, 0, now_ns(), 0, NULL);
+	rc = sv_worker_lease(w, sp[0], 0, 0, now_ns(), 0,
+			     sv_worker_generation(w));
 	close(sp[0]);
 	return rc;
 }
