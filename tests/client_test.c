@@ -30,6 +30,7 @@ enum relay_mode {
 	RELAY_NO_CAPACITY,  /* ACQUIRE is refused */
 	RELAY_BAD_STATS,    /* STATS_REPLY announces more than it holds */
 	RELAY_GUEST_BROKE,  /* ERROR TENANT_E_GUEST then EOF on EXEC */
+	RELAY_GUEST_GONE,   /* ERROR of id 0 (the whole lease) on EXEC */
 };
 
 struct relay {
@@ -129,6 +130,11 @@ static bool on_tenant_frame(struct relay *r, const struct proto_frame *f)
 		if (r->mode == RELAY_GUEST_BROKE) {
 			answer_error(r->tenant, f->id, TENANT_E_GUEST,
 				     "the guest sent a malformed frame");
+			return false;
+		}
+		if (r->mode == RELAY_GUEST_GONE) {
+			answer_error(r->tenant, 0, TENANT_E_VM_LOST,
+				     "VM lost: the guest has ended");
 			return false;
 		}
 	}
@@ -512,6 +518,23 @@ Test(client, a_guest_breaking_the_protocol_ends_the_lease)
 	cr_expect_eq(sh(l, "true", &c, &res), -EPROTO);
 	cr_expect_eq(vmpool_lease_error_code(l), VMPOOL_E_GUEST);
 	cr_expect_neq(strstr(vmpool_lease_error(l), "malformed"), NULL);
+	cr_expect_eq(vmpool_ping(l), -ECONNRESET);
+	vmpool_release(l);
+	finish(p);
+}
+
+/* The worker's word on the whole lease (id 0) ends the call waiting. */
+Test(client, an_error_for_the_whole_lease_ends_the_call_with_its_reason)
+{
+	struct captured c = {0};
+	struct vmpool_result res;
+	struct vmpool *p;
+	struct vmpool_lease *l = lease_with(RELAY_GUEST_GONE, &p);
+
+	cr_expect_eq(sh(l, "true", &c, &res), -ECONNRESET);
+	cr_expect_eq(vmpool_lease_error_code(l), VMPOOL_E_VM_LOST);
+	cr_expect_str_eq(vmpool_lease_error(l),
+			 "exec: VM lost: the guest has ended");
 	cr_expect_eq(vmpool_ping(l), -ECONNRESET);
 	vmpool_release(l);
 	finish(p);

@@ -395,6 +395,43 @@ Test(worker, guest_death_ends_the_lease_as_a_crash,
 	sup_finish(&s);
 }
 
+/* The guest dies while the worker is stopped and a lease is on its way:
+ * whichever the worker sees first, the tenant hears why, not only that
+ * the connection ended. */
+Test(worker, lease_arriving_as_the_guest_dies_is_told_why,
+     .timeout = WORKER_TEST_TIMEOUT)
+{
+	struct pool_config cfg = sup_config(0);
+	struct proto_frame f;
+	const char *msg;
+	uint32_t code, slot;
+	int sv[2];
+	struct sup s;
+
+	sup_spawn_ready(&s, &cfg, NULL);
+	cr_assert_eq(kill(s.pid, SIGSTOP), 0);
+	cr_assert_eq(kill(sandbox_pid(&s), SIGKILL), 0);
+	cr_assert_eq(pool_acquire(s.shm, TENANT_UID, now_ns(), &slot),
+		     POOL_HIT);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	sup_send_lease(&s, sv[1], TENANT_UID, sup_slot_of(&s).generation);
+	close(sv[1]);
+	cr_assert_eq(proto_client_init(&s.c, sv[0]), 0);
+	s.leased = true;
+	cr_assert_eq(kill(s.pid, SIGCONT), 0);
+
+	do
+		cr_assert_eq(proto_client_recv(&s.c, &f), 0,
+			     "the connection ended without a reason");
+	while (f.type == TENANT_LEASED);
+	cr_assert_eq(f.type, PROTO_ERROR, "got %s", proto_type_name(f.type));
+	cr_assert_eq(proto_parse_error(&f, &code, &msg), 0);
+	cr_assert_eq(code, TENANT_E_VM_LOST);
+	cr_assert(!strncmp(msg, "VM lost: the guest", 18), "message: %s", msg);
+	cr_assert_neq(sup_wait_exit(&s), WORKER_EXIT_OK);
+	sup_finish(&s);
+}
+
 Test(worker, lease_for_another_generation_is_refused,
      .timeout = WORKER_TEST_TIMEOUT)
 {

@@ -77,6 +77,7 @@ struct worker {
 	struct relay relay;
 	enum worker_state state;
 	int exit_code;
+	char lost_msg[200]; /* what a tenant hears when the VM ends */
 	uint32_t next_host_id;
 
 	struct ioloop_op guest_op;
@@ -141,6 +142,8 @@ void worker_boot_failed(struct worker *w, int err, int code, const char *why);
 void worker_guest_lost(struct worker *w, const char *why);
 /* Leave with code; the tenant, if any, is told the VM is lost. */
 void worker_finish(struct worker *w, int code);
+/* Answer leases still queued on the control socket with an ERROR. */
+void worker_refuse_leases(struct worker *w, uint32_t code, const char *msg);
 /* A fresh id for the worker's own requests (TENANT_ID_HOST set). */
 uint32_t worker_host_id(struct worker *w);
 

@@ -333,6 +333,32 @@ static void ctl_message(struct worker *w, const struct ctl_msg *m, int fd)
 		close(fd);
 }
 
+/* A guest that ended while leases were on their way to this worker:
+ * each leasing tenant hears why (on the ACQUIRE it still waits on, or
+ * as the connection's end when vmpoold already answered it). */
+void worker_refuse_leases(struct worker *w, uint32_t code, const char *msg)
+{
+	uint8_t buf[PROTO_HDR_SIZE + sizeof(w->lost_msg) + 8];
+	struct proto_msg m;
+	struct ctl_msg c;
+	int fd;
+
+	while (recv_ctl(w, &c, &fd) > 0) {
+		uint32_t id = c.value & CTL_LEASE_ANSWERED ? 0 : c.id;
+		long n;
+
+		if (fd < 0)
+			continue;
+		proto_msg_begin(&m, buf, sizeof(buf), PROTO_ERROR, 0, id);
+		proto_put_u32(&m, code);
+		proto_put_str(&m, msg);
+		n = proto_msg_end(&m);
+		if (c.type == CTL_LEASE && n > 0)
+			send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		close(fd);
+	}
+}
+
 static void on_ctl(struct ioloop_op *op, int res, unsigned flags)
 {
 	struct worker *w = op->opaque;

@@ -34,12 +34,15 @@ void worker_finish(struct worker *w, int code)
 
 	if (w->state == WORKER_DONE)
 		return;
+	if (!w->lost_msg[0])
+		snprintf(w->lost_msg, sizeof(w->lost_msg), "VM lost");
 	if (w->tenant && !w->tenant->draining) {
 		for (unsigned i = 0; i < n; i++)
 			worker_tenant_error(w, ids[i], TENANT_E_VM_LOST,
-					    "VM lost");
+					    w->lost_msg);
 		if (!n)
-			worker_tenant_error(w, 0, TENANT_E_VM_LOST, "VM lost");
+			worker_tenant_error(w, 0, TENANT_E_VM_LOST,
+					    w->lost_msg);
 	}
 	worker_tenant_close(w);
 	worker_arm_timer(w, 0);
@@ -64,7 +67,9 @@ void worker_guest_lost(struct worker *w, const char *why)
 		return;
 	}
 	pr_err("%s", why);
+	snprintf(w->lost_msg, sizeof(w->lost_msg), "VM lost: %s", why);
 	worker_finish(w, WORKER_EXIT_GUEST_LOST);
+	worker_refuse_leases(w, TENANT_E_VM_LOST, w->lost_msg);
 }
 
 /* Tell every open request of the tenant why its guest was evicted. */
@@ -117,7 +122,9 @@ static void evict_for(struct worker *w, enum recycle_result result,
 	tell_tenant_evicted(w, why);
 	slot_dead(w, result);
 	worker_send_ctl(w, CTL_EVICTED, 0, 0, why);
+	snprintf(w->lost_msg, sizeof(w->lost_msg), "guest evicted: %s", why);
 	worker_finish(w, WORKER_EXIT_OK);
+	worker_refuse_leases(w, TENANT_E_GUEST, w->lost_msg);
 }
 
 void worker_evict(struct worker *w, const char *why)
