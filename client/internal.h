@@ -43,6 +43,7 @@ struct vmpool {
 	uint32_t code;
 	char err[ERR_LEN];
 	struct keep *keep;
+	uint64_t spin_ns; /* given to each lease's connection */
 };
 
 struct vmpool_lease {

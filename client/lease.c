@@ -193,11 +193,13 @@ int vmpool_acquire(struct vmpool *p, uint64_t timeout_ns,
 	r = lease_stream(p, l);
 	if (r < 0)
 		return acquire_failed(p, l, r);
+	l->c.spin_ns = p->spin_ns;
 
 	r = ask_lease(l, timeout_ns);
 	if (r < 0 && stale(l, r)) {
 		drop_stream(l);
 		r = lease_stream(p, l);
+		l->c.spin_ns = p->spin_ns;
 		if (r == 0)
 			r = ask_lease(l, timeout_ns);
 	}

@@ -148,6 +148,7 @@ static struct vmpool *pool_new(void)
 		return NULL;
 	p->fd = -1;
 	p->keep = keep_new();
+	p->spin_ns = VMPOOL_SPIN_DEFAULT_NS;
 	return p;
 }
 
@@ -163,6 +164,7 @@ static int attach(struct vmpool *p, int fd)
 	}
 	p->fd = fd;
 	p->have_client = true;
+	p->c.spin_ns = p->spin_ns;
 	return 0;
 }
 
@@ -211,6 +213,12 @@ static void drop_client(struct vmpool *p)
 	if (p->fd >= 0)
 		close(p->fd);
 	p->fd = -1;
+}
+
+void vmpool_set_spin(struct vmpool *p, uint64_t ns)
+{
+	p->spin_ns = ns;
+	p->c.spin_ns = ns;
 }
 
 void vmpool_close(struct vmpool *p)

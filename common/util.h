@@ -11,6 +11,13 @@
 #define MIN(a, b)     ((a) < (b) ? (a) : (b))
 #define MAX(a, b)     ((a) > (b) ? (a) : (b))
 
+/* A busy-wait step that lets the sibling hardware thread run. */
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#else
+#define cpu_relax() __asm__ volatile("" ::: "memory")
+#endif
+
 /* Read or write exactly len bytes, retrying on EINTR and short counts.
  * Return 0, -errno, or (read only) -EPIPE on EOF before len bytes. */
 int read_full(int fd, void *buf, size_t len);

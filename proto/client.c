@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -94,6 +95,32 @@ static int fill(struct proto_client *c)
 	return 0;
 }
 
+/* Read again and again for up to c->spin_ns before giving up with
+ * -EAGAIN, for an answer that is about to come. */
+static int spin_fill(struct proto_client *c)
+{
+	uint64_t until = now_ns() + c->spin_ns;
+	int r;
+
+	do {
+		sched_yield();
+		r = fill(c);
+	} while (r == -EAGAIN && now_ns() < until);
+	return r;
+}
+
+/* What the fd has, or the next that comes to it; 0 or -errno. */
+static int fill_or_wait(struct proto_client *c)
+{
+	int r = fill(c);
+
+	if (r == -EAGAIN && c->spin_ns)
+		r = spin_fill(c);
+	if (r == -EAGAIN)
+		r = wait_fd(c, POLLIN);
+	return r < 0 ? r : 0;
+}
+
 int proto_client_recv(struct proto_client *c, struct proto_frame *f)
 {
 	for (;;) {
@@ -104,9 +131,7 @@ int proto_client_recv(struct proto_client *c, struct proto_frame *f)
 		if (r < 0)
 			return -EPROTO;
 
-		r = fill(c);
-		if (r == -EAGAIN)
-			r = wait_fd(c, POLLIN);
+		r = fill_or_wait(c);
 		if (r < 0)
 			return r;
 	}
@@ -131,7 +156,8 @@ static int dispatch(struct proto_client *c, struct waiter *w)
 	while (!w->done && (r = proto_reader_next(&c->rd, &f)) != 0) {
 		if (r < 0)
 			return -EPROTO;
-		if (f.id != w->id)
+		/* An ERROR of id 0 ends the connection, whatever was asked. */
+		if (f.id != w->id && !(f.id == 0 && f.type == PROTO_ERROR))
 			continue;
 		if (f.type == PROTO_ERROR) {
 			keep_error(c, &f);
@@ -191,9 +217,7 @@ static int wait_done(struct proto_client *c, struct waiter *w)
 
 		if (r < 0 || w->done)
 			return r;
-		r = fill(c);
-		if (r == -EAGAIN)
-			r = wait_fd(c, POLLIN);
+		r = fill_or_wait(c);
 		if (r < 0)
 			return r;
 	}

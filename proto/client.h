@@ -22,6 +22,10 @@ struct proto_client {
 	uint32_t err_code;
 	char err_msg[256];
 	uint8_t *out; /* one frame being built */
+	/* How long to keep reading before sleeping when an answer is due:
+	 * a sleeping process takes tens of microseconds to wake on some
+	 * hosts, far more than a quick answer takes to come. 0: sleep. */
+	uint64_t spin_ns;
 };
 
 /* Output as it arrives: stream 1 is stdout, 2 is stderr. */
