@@ -2,7 +2,10 @@
 #include "supervisor/loop.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
+
+#include "common/util.h"
 
 /* When the submission queue is full, what is queued goes in first. */
 static struct io_uring_sqe *get_sqe(struct sv_loop *loop)
@@ -163,21 +166,54 @@ static void complete(struct io_uring_cqe *cqe)
 	op->done(op, cqe->res, cqe->flags);
 }
 
+/* Run deferred completions until some are ready or the poll window
+ * closes. */
+static int poll_cq(struct sv_loop *loop)
+{
+	do {
+		int rc = io_uring_submit_and_get_events(&loop->ring);
+
+		if (rc < 0 && rc != -EINTR && rc != -EBUSY)
+			return rc;
+		if (io_uring_cq_ready(&loop->ring))
+			return 0;
+		sched_yield();
+	} while (now_ns() < loop->poll_until);
+	return 0;
+}
+
+static int wait_cq(struct sv_loop *loop)
+{
+	int rc = 0;
+
+	if (loop->poll_ns && now_ns() < loop->poll_until)
+		rc = poll_cq(loop);
+	if (!rc && !io_uring_cq_ready(&loop->ring))
+		rc = io_uring_submit_and_wait(&loop->ring, 1);
+	else if (!rc)
+		rc = io_uring_submit(&loop->ring);
+	return rc < 0 && rc != -EINTR && rc != -EBUSY ? rc : 0;
+}
+
 int sv_loop_run_once(struct sv_loop *loop)
 {
 	struct io_uring_cqe *cqe;
+	bool worked = false;
 	int ran = 0, rc;
 
-	rc = io_uring_submit_and_wait(&loop->ring, 1);
-	if (rc < 0 && rc != -EINTR && rc != -EBUSY)
+	rc = wait_cq(loop);
+	if (rc < 0)
 		return rc;
 
 	while (io_uring_peek_cqe(&loop->ring, &cqe) == 0) {
 		struct io_uring_cqe copy = *cqe;
 
 		io_uring_cqe_seen(&loop->ring, cqe);
+		worked |= io_uring_cqe_get_data(&copy) != &loop->timer;
 		complete(&copy);
 		ran++;
 	}
+	if (worked && loop->poll_ns)
+		loop->poll_until = now_ns() + loop->poll_ns;
 	return ran;
 }

@@ -24,6 +24,10 @@ struct sv_loop {
 	struct sv_op timer;
 	uint64_t timer_at; /* CLOCK_MONOTONIC ns the armed timer fires at */
 	struct __kernel_timespec timer_ts;
+	/* After work, look for more for poll_ns before sleeping: a request
+	 * that comes meanwhile is served without waking vmpoold up. */
+	uint64_t poll_ns;
+	uint64_t poll_until;
 };
 
 int sv_loop_init(struct sv_loop *loop, unsigned entries);

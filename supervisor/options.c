@@ -81,6 +81,10 @@ static const struct opt_def opt_defs[] = {
      "workers PING their guest this often (default: the worker's, 10s)"},
     {"guest_timeout", OPT_DURATION, NUM(guest_timeout_ns), 0, 0, "DURATION",
      "a guest not answering PING in this is replaced (default: 5s)"},
+    {"poll", OPT_DURATION, NUM(poll_ns), 0, 0, "DURATION",
+     "after serving, look for the next request this long before sleeping: "
+     "a warm hit then needs no wake-up, for at most that much CPU per "
+     "request; 0: sleep at once (default: 50us)"},
     {"verbose", OPT_U32, NUM(verbose), 0, 9, "N",
      "0: lifecycle lines only (default); 1: every event (-v)"},
 #if VMPOOL_FAULT_POINTS
@@ -324,6 +328,7 @@ static void set_defaults(struct sv_options *o, const char *exe)
 	o->max_total = 32;
 	o->acquire_timeout_ns = 30ull * 1000000000;
 	o->drain_grace_ns = 30ull * 1000000000;
+	o->poll_ns = 50000;
 
 	snprintf(dir, sizeof(dir), "%s", exe);
 	slash = strrchr(dir, '/');

@@ -297,6 +297,7 @@ static int start(struct sv *sv)
 		pr_err("io_uring_queue_init: %s", strerror(-rc));
 		return rc;
 	}
+	sv->loop.poll_ns = sv->opt.poll_ns;
 	rc = watch_signals(sv);
 	if (rc)
 		pr_err("signalfd: %s", strerror(-rc));
