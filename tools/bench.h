@@ -18,6 +18,7 @@ int bench_ns(int argc, char **argv);
 int bench_pool(int argc, char **argv);
 int bench_virtio(int argc, char **argv);
 int bench_shm(int argc, char **argv);
+int bench_soak(int argc, char **argv);
 int bench_suite(int argc, char **argv);
 int bench_worker(int argc, char **argv);
 
@@ -38,6 +39,10 @@ struct bench_qemu_figures {
 int bench_kvm_qemu(const struct kvm_agent_paths *paths, unsigned boots,
 		   unsigned execs, uint64_t size, FILE *to,
 		   struct bench_qemu_figures *out);
+
+/* Start that QEMU with the agent's channel on a stream socket: its pid,
+ * with the host end in *fd, or -errno. */
+pid_t bench_kvm_qemu_spawn(const struct kvm_agent_paths *paths, int *fd);
 
 /* Latency samples that tenant threads add to at once (bench_pool.c). */
 struct bench_series {
@@ -89,6 +94,8 @@ struct bench_leases {
 	size_t runs;	   /* over all tenants */
 	uint64_t limit_ns; /* per tenant; 0: 30 s */
 	bool exec;
+	bool sleep;	   /* no spinning for answers (vmpool_set_spin 0) */
+	uint64_t hold_ns;  /* each lease is held this long before release */
 	struct bench_series *lease; /* acquire, hits only; or NULL */
 	struct bench_series *round; /* acquire + exec true + release */
 	size_t misses;

@@ -47,10 +47,10 @@ double bench_series_pct_us(struct bench_series *s, unsigned p)
 static void print_series(struct bench_series *s)
 {
 	if (!s->n) {
-		printf("%-34s no samples\n", s->what);
+		printf("%-36s no samples\n", s->what);
 		return;
 	}
-	printf("%-34s n %5zu  p50 %9.1f us  p99 %9.1f us\n", s->what, s->n,
+	printf("%-36s n %5zu  p50 %9.1f us  p99 %9.1f us\n", s->what, s->n,
 	       bench_series_pct_us(s, 50), bench_series_pct_us(s, 99));
 }
 
@@ -81,12 +81,17 @@ static void sibling(char *out, size_t cap, const char *name)
 	snprintf(out, cap, "%s/%s", dirname(exe), name);
 }
 
-static void nap_ms(long ms)
+static void nap_ms_ns(uint64_t ns)
 {
-	struct timespec ts = {.tv_sec = ms / 1000,
-			      .tv_nsec = ms % 1000 * 1000000};
+	struct timespec ts = {.tv_sec = ns / 1000000000,
+			      .tv_nsec = ns % 1000000000};
 
 	nanosleep(&ts, NULL);
+}
+
+static void nap_ms(long ms)
+{
+	nap_ms_ns(ms * 1000000ull);
 }
 
 /* The daemon's log would interleave with the figures. */
@@ -148,11 +153,12 @@ int bench_daemon_start(struct bench_daemon *d, const char *const *args)
 
 /* An ns pool of its own with min_size warm VMs. */
 static int daemon_start(struct bench_daemon *d, const char *min,
-			const char *max)
+			const char *max, const char *poll)
 {
 	const char *args[] = {"--backend",   "ns",	   "--min-size",
 			      min,	     "--max-size", max,
-			      "--max-total", "64",	   NULL};
+			      "--max-total", "64",	   "--poll",
+			      poll,	     NULL};
 
 	return bench_daemon_start(d, args);
 }
@@ -212,6 +218,8 @@ static int one_lease(struct vmpool *p, struct bench_leases *lp)
 		bench_series_add(lp->lease, t1 - t0);
 
 	r = lp->exec ? bench_exec_true(l) : 0;
+	if (lp->hold_ns)
+		nap_ms_ns(lp->hold_ns);
 	if (vmpool_release(l) && !r)
 		r = -ECONNRESET;
 	if (!r && lp->round)
@@ -228,6 +236,8 @@ static void *lease_loop(void *arg)
 	size_t done = 0;
 
 	lp->err = vmpool_connect(lp->sock, &p);
+	if (!lp->err && lp->sleep)
+		vmpool_set_spin(p, 0);
 	while (!lp->err && done < lp->runs && now_ns() < deadline) {
 		lp->err = one_lease(p, lp);
 		if (lp->err == -ECONNRESET &&
@@ -334,7 +344,7 @@ static int cold_misses(struct bench_series *s)
 	struct bench_daemon d = {0};
 	struct vmpool *p = NULL;
 	size_t n = 0;
-	int err = daemon_start(&d, "0", "4");
+	int err = daemon_start(&d, "0", "4", "50us");
 
 	if (!err)
 		err = vmpool_connect(d.sock, &p);
@@ -368,7 +378,21 @@ static int bwrap_series(struct bench_series *s, size_t runs)
 	return 0;
 }
 
-enum { S_HIT1, S_HIT16, S_ROUND, S_COLD, S_BWRAP, S_COUNT };
+enum {
+	S_HIT1,
+	S_HIT16,
+	S_HIT16_HOLD,
+	S_ROUND,
+	S_COLD,
+	S_HIT1_SLEEP,
+	S_HIT16_HOLD_SLEEP,
+	S_ROUND_SLEEP,
+	S_BWRAP,
+	S_COUNT
+};
+
+/* Tenants that hold each lease a while, as one that runs a command. */
+#define HOLD_NS (1000 * 1000ull)
 
 /* A fresh pool per run, so that one run's leftovers cannot slow the
  * next; workers' RSS is read in the first, while they idle. */
@@ -376,7 +400,7 @@ static int with_pool(struct bench_leases *lp, size_t tenants, bool rss)
 {
 	struct bench_daemon d = {0};
 	struct vmpool *p;
-	int err = daemon_start(&d, "20", "24");
+	int err = daemon_start(&d, "20", "24", lp->sleep ? "0" : "50us");
 
 	if (!err)
 		err = vmpool_connect(d.sock, &p);
@@ -395,22 +419,34 @@ static int with_pool(struct bench_leases *lp, size_t tenants, bool rss)
 	return err;
 }
 
+/* Each figure twice: as shipped, and with nobody spinning for an
+ * answer (vmpoold --poll 0, vmpool_set_spin 0), the peer that shows
+ * what the spinning buys. */
 static int measure(size_t runs, struct bench_series *s)
 {
-	struct bench_leases hit1 = {.runs = runs, .lease = &s[S_HIT1]};
-	struct bench_leases hit16 = {.runs = runs, .lease = &s[S_HIT16]};
-	struct bench_leases round = {
-	    .runs = runs, .exec = true, .round = &s[S_ROUND]};
-	int err = with_pool(&hit1, 1, true);
+	struct bench_leases b[] = {
+	    {.runs = runs, .lease = &s[S_HIT1]},
+	    {.runs = runs, .lease = &s[S_HIT16]},
+	    {.runs = runs, .lease = &s[S_HIT16_HOLD], .hold_ns = HOLD_NS},
+	    {.runs = runs, .exec = true, .round = &s[S_ROUND]},
+	    {.runs = runs, .lease = &s[S_HIT1_SLEEP], .sleep = true},
+	    {.runs = runs,
+	     .lease = &s[S_HIT16_HOLD_SLEEP],
+	     .hold_ns = HOLD_NS,
+	     .sleep = true},
+	    {.runs = runs, .exec = true, .round = &s[S_ROUND_SLEEP],
+	     .sleep = true},
+	};
+	static const size_t tenants[] = {1, CONCURRENT, CONCURRENT, 1,
+					 1, CONCURRENT, 1};
+	int err = 0;
 
-	if (!err)
-		err = with_pool(&hit16, CONCURRENT, false);
-	if (!err)
-		err = with_pool(&round, 1, false);
+	for (size_t i = 0; i < ARRAY_SIZE(b) && !err; i++)
+		err = with_pool(&b[i], tenants[i], i == 0);
 	printf("misses / acquires answered VM lost: 1 tenant %zu / %zu, "
 	       "%d tenants %zu / %zu, exec loop %zu / %zu\n",
-	       hit1.misses, hit1.lost, CONCURRENT, hit16.misses, hit16.lost,
-	       round.misses, round.lost);
+	       b[0].misses, b[0].lost, CONCURRENT, b[1].misses, b[1].lost,
+	       b[3].misses, b[3].lost);
 	if (!err)
 		err = cold_misses(&s[S_COLD]);
 	if (!err)
@@ -427,6 +463,11 @@ static void report(struct bench_series *s)
 		       "(p50): %.1fx\n",
 		       bench_series_pct_us(&s[S_BWRAP], 50) /
 			   bench_series_pct_us(&s[S_ROUND], 50));
+	if (s[S_HIT1].n && s[S_HIT1_SLEEP].n)
+		printf("ratio hit sleeping / hit spinning, 1 tenant (p50): "
+		       "%.1fx\n",
+		       bench_series_pct_us(&s[S_HIT1_SLEEP], 50) /
+			   bench_series_pct_us(&s[S_HIT1], 50));
 	if (s[S_COLD].n && s[S_HIT1].n)
 		printf("ratio cold miss / hit (p50): %.1fx\n",
 		       bench_series_pct_us(&s[S_COLD], 50) /
@@ -437,9 +478,13 @@ int bench_pool(int argc, char **argv)
 {
 	static const char *names[S_COUNT] = {
 	    "acquire hit, 1 tenant",
-	    "acquire hit, 16 tenants",
+	    "acquire hit, 16 tenants, no pause",
+	    "acquire hit, 16 x 1 ms held",
 	    "acquire + exec true + release",
 	    "acquire cold miss (ns boot)",
+	    "  not spinning: hit, 1 tenant",
+	    "  not spinning: hit, 16 x 1 ms held",
+	    "  not spinning: acquire+exec+release",
 	    "bwrap true (cold)",
 	};
 	struct bench_series s[S_COUNT];
