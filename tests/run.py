@@ -15,17 +15,9 @@ import sys
 import tempfile
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def host_kvm():
-    if not os.path.exists("/dev/kvm"):
-        return "none"
-    if os.path.exists("/sys/module/kvm_pvm"):
-        return "pvm"
-    for m in ("kvm_intel", "kvm_amd"):
-        if os.path.exists("/sys/module/" + m):
-            return "hardware"
-    return "unknown"
+sys.path.insert(0, TOP)
+sys.dont_write_bytecode = True
+from configure import probe_kvm  # noqa: E402
 
 
 def count_tests(path):
@@ -138,7 +130,7 @@ def main():
         sys.exit("usage: run.py TESTS.LIST")
     os.environ.setdefault("LSAN_OPTIONS", "suppressions=" + os.path.join(
         TOP, "tests", "lsan.supp"))
-    kvm = host_kvm()
+    kvm = probe_kvm()
     total = {"passed": 0, "failed": 0, "skipped": 0}
     with open(sys.argv[1]) as f:
         entries = [l.split() for l in f if l.strip()]
