@@ -11,6 +11,17 @@ long proto_build_empty(void *buf, size_t cap, uint16_t type, uint32_t id)
 	return proto_msg_end(&m);
 }
 
+long proto_build_error(void *buf, size_t cap, uint32_t id, uint32_t code,
+		       const char *msg)
+{
+	struct proto_msg m;
+
+	proto_msg_begin(&m, buf, cap, PROTO_ERROR, 0, id);
+	proto_put_u32(&m, code);
+	proto_put_str(&m, msg);
+	return proto_msg_end(&m);
+}
+
 long proto_build_data(void *buf, size_t cap, uint16_t type, uint16_t flags,
 		      uint32_t id, const void *p, size_t n)
 {

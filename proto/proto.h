@@ -308,6 +308,9 @@ size_t proto_reader_pending(const struct proto_reader *r);
  * the frame's size, or -EMSGSIZE when it does not fit a frame.
  */
 long proto_build_empty(void *buf, size_t cap, uint16_t type, uint32_t id);
+/* ERROR with a code and a message. */
+long proto_build_error(void *buf, size_t cap, uint32_t id, uint32_t code,
+		       const char *msg);
 /* Raw payload: STDIN (flags PROTO_F_EOF), WRITE_CHUNK, RESEED. */
 long proto_build_data(void *buf, size_t cap, uint16_t type, uint16_t flags,
 		      uint32_t id, const void *p, size_t n);

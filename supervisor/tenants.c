@@ -29,17 +29,14 @@ int sv_send_error(int fd, uint32_t id, uint32_t code, const char *fmt, ...)
 {
 	uint8_t buf[512];
 	char text[400];
-	struct proto_msg m;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 
-	proto_msg_begin(&m, buf, sizeof(buf), PROTO_ERROR, 0, id);
-	proto_put_u32(&m, code);
-	proto_put_str(&m, text);
-	return send_frame(fd, buf, proto_msg_end(&m));
+	return send_frame(fd, buf,
+			  proto_build_error(buf, sizeof(buf), id, code, text));
 }
 
 static void tenant_free(struct sv_tenant *t)

@@ -68,12 +68,10 @@ static void answer_leased(int fd, uint32_t id)
 static void answer_error(int fd, uint32_t id, uint32_t code, const char *msg)
 {
 	uint8_t buf[256];
-	struct proto_msg m;
+	long n = proto_build_error(buf, sizeof(buf), id, code, msg);
 
-	proto_msg_begin(&m, buf, sizeof(buf), PROTO_ERROR, 0, id);
-	proto_put_u32(&m, code);
-	proto_put_str(&m, msg);
-	send_frame(fd, &m);
+	if (n > 0)
+		write_full(fd, buf, n);
 }
 
 static void answer_stats(int fd, uint32_t id, bool bad)

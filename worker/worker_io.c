@@ -339,20 +339,15 @@ static void ctl_message(struct worker *w, const struct ctl_msg *m, int fd)
 void worker_refuse_leases(struct worker *w, uint32_t code, const char *msg)
 {
 	uint8_t buf[PROTO_HDR_SIZE + sizeof(w->lost_msg) + 8];
-	struct proto_msg m;
 	struct ctl_msg c;
 	int fd;
 
 	while (recv_ctl(w, &c, &fd) > 0) {
 		uint32_t id = c.value & CTL_LEASE_ANSWERED ? 0 : c.id;
-		long n;
+		long n = proto_build_error(buf, sizeof(buf), id, code, msg);
 
 		if (fd < 0)
 			continue;
-		proto_msg_begin(&m, buf, sizeof(buf), PROTO_ERROR, 0, id);
-		proto_put_u32(&m, code);
-		proto_put_str(&m, msg);
-		n = proto_msg_end(&m);
 		if (c.type == CTL_LEASE && n > 0)
 			send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 		close(fd);
@@ -582,13 +577,8 @@ void worker_tenant_error(struct worker *w, uint32_t id, uint32_t code,
 			 const char *msg)
 {
 	uint8_t buf[PROTO_HDR_SIZE + 256];
-	struct proto_msg m;
-	long n;
+	long n = proto_build_error(buf, sizeof(buf), id, code, msg);
 
-	proto_msg_begin(&m, buf, sizeof(buf), PROTO_ERROR, 0, id);
-	proto_put_u32(&m, code);
-	proto_put_str(&m, msg);
-	n = proto_msg_end(&m);
 	if (n > 0)
 		worker_to_tenant(w, buf, n);
 }

@@ -524,13 +524,9 @@ static const char *lease_refusal(struct worker *w, const struct ctl_msg *m)
 static void refuse_tenant(int fd, uint32_t id, const char *why)
 {
 	uint8_t buf[PROTO_HDR_SIZE + 128];
-	struct proto_msg m;
-	long n;
+	long n = proto_build_error(buf, sizeof(buf), id, TENANT_E_NOT_LEASED,
+				   why);
 
-	proto_msg_begin(&m, buf, sizeof(buf), PROTO_ERROR, 0, id);
-	proto_put_u32(&m, TENANT_E_NOT_LEASED);
-	proto_put_str(&m, why);
-	n = proto_msg_end(&m);
 	if (n > 0 && send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		pr_debug("refusing the tenant: send: %s", strerror(errno));
 	close(fd);
