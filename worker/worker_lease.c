@@ -524,8 +524,8 @@ static const char *lease_refusal(struct worker *w, const struct ctl_msg *m)
 static void refuse_tenant(int fd, uint32_t id, const char *why)
 {
 	uint8_t buf[PROTO_HDR_SIZE + 128];
-	long n = proto_build_error(buf, sizeof(buf), id, TENANT_E_NOT_LEASED,
-				   why);
+	long n =
+	    proto_build_error(buf, sizeof(buf), id, TENANT_E_NOT_LEASED, why);
 
 	if (n > 0 && send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		pr_debug("refusing the tenant: send: %s", strerror(errno));
