@@ -43,7 +43,7 @@ struct vmpool {
 	uint32_t code;
 	char err[ERR_LEN];
 	struct keep *keep;
-	uint64_t spin_ns; /* given to each lease's connection */
+	uint64_t spin_ns; /* how long an acquire spins for its answer */
 };
 
 struct vmpool_lease {

@@ -147,7 +147,10 @@ static int acquire_failed(struct vmpool *p, struct vmpool_lease *l, int r)
 	return r;
 }
 
-static int ask_lease(struct vmpool_lease *l, uint64_t timeout_ns)
+/* A warm hit is answered within microseconds: the answer is spun for
+ * (up to spin_ns) rather than slept for. */
+static int ask_lease(struct vmpool_lease *l, uint64_t timeout_ns,
+		     uint64_t spin_ns)
 {
 	struct proto_frame f;
 	struct proto_msg m;
@@ -156,8 +159,10 @@ static int ask_lease(struct vmpool_lease *l, uint64_t timeout_ns)
 	proto_msg_begin(&m, l->c.out, PROTO_MAX_FRAME, TENANT_ACQUIRE, 0,
 			proto_client_new_id(&l->c));
 	proto_put_u64(&m, timeout_ns);
+	l->c.spin_ns = spin_ns;
 	r = client_call(&l->c, &m, TENANT_LEASED, &f, &l->code, l->err,
 			sizeof(l->err));
+	l->c.spin_ns = 0;
 	if (r < 0)
 		return r;
 	return parse_leased(&f, &l->info);
@@ -193,15 +198,13 @@ int vmpool_acquire(struct vmpool *p, uint64_t timeout_ns,
 	r = lease_stream(p, l);
 	if (r < 0)
 		return acquire_failed(p, l, r);
-	l->c.spin_ns = p->spin_ns;
 
-	r = ask_lease(l, timeout_ns);
+	r = ask_lease(l, timeout_ns, p->spin_ns);
 	if (r < 0 && stale(l, r)) {
 		drop_stream(l);
 		r = lease_stream(p, l);
-		l->c.spin_ns = p->spin_ns;
 		if (r == 0)
-			r = ask_lease(l, timeout_ns);
+			r = ask_lease(l, timeout_ns, p->spin_ns);
 	}
 	if (r < 0)
 		return acquire_failed(p, l, r);

@@ -164,7 +164,6 @@ static int attach(struct vmpool *p, int fd)
 	}
 	p->fd = fd;
 	p->have_client = true;
-	p->c.spin_ns = p->spin_ns;
 	return 0;
 }
 
@@ -218,7 +217,6 @@ static void drop_client(struct vmpool *p)
 void vmpool_set_spin(struct vmpool *p, uint64_t ns)
 {
 	p->spin_ns = ns;
-	p->c.spin_ns = ns;
 }
 
 void vmpool_close(struct vmpool *p)

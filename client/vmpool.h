@@ -56,11 +56,11 @@ VMPOOL_API int vmpool_connect(const char *socket_path, struct vmpool **out);
 /* The same over an already connected stream socket; takes the fd. */
 VMPOOL_API int vmpool_connect_fd(int fd, struct vmpool **out);
 VMPOOL_API void vmpool_close(struct vmpool *p);
-/* How long a call keeps checking for its answer before the thread
- * sleeps (default VMPOOL_SPIN_DEFAULT_NS; 0: sleep at once). A quick
- * answer, such as a warm hit, then costs no wake-up, which on some hosts
- * takes longer than the answer itself; the price is that much CPU per
- * call at most. */
+/* How long vmpool_acquire keeps checking for its answer before the
+ * thread sleeps (default VMPOOL_SPIN_DEFAULT_NS; 0: sleep at once). A
+ * warm hit then costs no wake-up, which on some hosts takes longer than
+ * the answer itself; the price is that much CPU per acquire at most, and
+ * only one thread of a process spins at a time. */
 #define VMPOOL_SPIN_DEFAULT_NS 50000u
 VMPOOL_API void vmpool_set_spin(struct vmpool *p, uint64_t ns);
 /* The message of the last failure on p ("" if none). */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -95,17 +96,25 @@ static int fill(struct proto_client *c)
 	return 0;
 }
 
+/* Threads of this process spinning now: more than one would take the
+ * CPUs the answers need, on a host with few of them. */
+static atomic_uint spinners;
+
 /* Read again and again for up to c->spin_ns before giving up with
- * -EAGAIN, for an answer that is about to come. */
+ * -EAGAIN, for an answer that is about to come; only one thread of the
+ * process spins at a time, the others sleep at once. */
 static int spin_fill(struct proto_client *c)
 {
 	uint64_t until = now_ns() + c->spin_ns;
-	int r;
+	int r = -EAGAIN;
 
-	do {
-		sched_yield();
-		r = fill(c);
-	} while (r == -EAGAIN && now_ns() < until);
+	if (atomic_fetch_add(&spinners, 1) == 0) {
+		do {
+			sched_yield();
+			r = fill(c);
+		} while (r == -EAGAIN && now_ns() < until);
+	}
+	atomic_fetch_sub(&spinners, 1);
 	return r;
 }
 
