@@ -392,7 +392,7 @@ enum {
 };
 
 /* Tenants that hold each lease a while, as one that runs a command. */
-#define HOLD_NS (1000 * 1000ull)
+#define HOLD_NS (10 * 1000 * 1000ull)
 
 /* A fresh pool per run, so that one run's leftovers cannot slow the
  * next; workers' RSS is read in the first, while they idle. */
@@ -479,11 +479,11 @@ int bench_pool(int argc, char **argv)
 	static const char *names[S_COUNT] = {
 	    "acquire hit, 1 tenant",
 	    "acquire hit, 16 tenants, no pause",
-	    "acquire hit, 16 x 1 ms held",
+	    "acquire hit, 16 x 10 ms held",
 	    "acquire + exec true + release",
 	    "acquire cold miss (ns boot)",
 	    "  not spinning: hit, 1 tenant",
-	    "  not spinning: hit, 16 x 1 ms held",
+	    "  not spinning: hit, 16 x 10 ms held",
 	    "  not spinning: acquire+exec+release",
 	    "bwrap true (cold)",
 	};
