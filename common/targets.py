@@ -1,3 +1,5 @@
-# Shared helpers: logging, full I/O, clocks, number parsing.
+# Shared helpers: logging, full I/O, clocks, number parsing; the io_uring
+# event loop.
 def targets(b):
     b.library("common", ["common/log.c", "common/util.c"], static_too=True)
+    b.library("ioloop", ["common/ioloop.c"])

@@ -1,9 +1,8 @@
 # kvm/: the VMM (VM, vCPUs, boot, UART) and its virtio devices.
 
 
-# virtio-mmio transport, split virtqueues, the console, the io_uring loop.
+# virtio-mmio transport, split virtqueues, the console.
 def virtio_targets(b):
-    b.library("ioloop", ["kvm/ioloop.c"])
     b.library("virtio", ["kvm/virtqueue.c", "kvm/virtio_mmio.c",
                          "kvm/virtio_console.c"])
     deps = ["virtio", "ioloop", "common"]

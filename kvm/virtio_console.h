@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include "kvm/ioloop.h"
+#include "common/ioloop.h"
 #include "kvm/virtio_mmio.h"
 
 #define VIRTIO_ID_CONSOLE 3

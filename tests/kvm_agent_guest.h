@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "kvm/ioloop.h"
+#include "common/ioloop.h"
 #include "kvm/vm.h"
 #include "proto/client.h"
 #include "worker/backend.h"

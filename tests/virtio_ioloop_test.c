@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "kvm/ioloop.h"
+#include "common/ioloop.h"
 
 static struct ioloop loop;
 

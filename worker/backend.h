@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "kvm/ioloop.h"
+#include "common/ioloop.h"
 #include "worker/ns.h"
 
 enum backend_kind { BACKEND_NS, BACKEND_KVM };

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "kvm/ioloop.h"
+#include "common/ioloop.h"
 #include "proto/proto.h"
 #include "shm/shm.h"
 #include "worker/backend.h"

@@ -1,5 +1,5 @@
 /* One io_uring event loop per thread: fd polls, reads, writes, stop. */
-#include "kvm/ioloop.h"
+#include "common/ioloop.h"
 
 #include <errno.h>
 #include <poll.h>
