@@ -55,7 +55,7 @@ int kvm_agent_find(struct kvm_agent_paths *p, char *missing, size_t len)
 		err = find_one(p->image, dir, "guest/initramfs.cpio", missing,
 			       len);
 	if (!err)
-		err = find_one(p->spin, dir, "tests/kvm_agent_spin", missing,
+		err = find_one(p->spin, dir, "bin/vmpool-chaos-spin", missing,
 			       len);
 	return err;
 }

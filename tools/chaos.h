@@ -27,6 +27,7 @@ enum chaos_kind {
 	CK_GUEST_STALL,	   /* the guest's init stopped a while, then resumed */
 	CK_GUEST_HANG,	   /* the guest's init stopped for good at release */
 	CK_GUEST_GARBAGE,  /* a frame no agent sends, from the guest's end */
+	CK_GUEST_PANIC,	   /* the guest kernel panics under a tenant (kvm) */
 	CK_TENANT_VANISH,  /* a tenant leaves in the middle of a request */
 	CK_TENANT_GARBAGE, /* a tenant sends frames that make no sense */
 	CK_NKINDS
@@ -57,6 +58,7 @@ struct chaos_opts {
 	uint32_t min_size, max_size, max_total;
 	uint32_t threads;
 	uint32_t kinds; /* bit per enum chaos_kind */
+	bool kvm; /* backend kvm: guest faults come from inside the guest */
 	bool json;
 	bool verbose;
 	bool keep;
@@ -96,6 +98,7 @@ struct chaos_check {
 };
 
 struct chaos_load; /* the workload threads (chaos_load.c) */
+struct vmpool;	   /* client/vmpool.h */
 
 struct chaos {
 	struct chaos_opts o;
@@ -123,6 +126,10 @@ struct chaos {
 	 * shows (private pools: what is certain to have died at a point). */
 	uint64_t fp_exit_armed, fp_exit_seen;
 	uint64_t bad_tenant_unanswered;
+	/* kvm: tenants whose guest panicked or sent garbage, told why by
+	 * the pool or not; panics the guests' consoles logged. */
+	uint64_t guest_told, guest_untold, panics_logged;
+	char first_untold[240];
 	char first_wrong[240];
 	char first_bad_tenant[240];
 	struct chaos_lease *leases;
@@ -181,6 +188,8 @@ pid_t chaos_plan_taken(struct chaos *c);
 int chaos_plan_withdraw(struct chaos *c);
 
 /* chaos_load.c: tenants doing honest work alongside. */
+/* Keep a lease for the checks of leases_distinct and no_slot_held_twice. */
+void chaos_record_lease(struct chaos *c, const struct chaos_lease *rec);
 int chaos_load_start(struct chaos *c);
 /* Ask the tenants to finish their lease and wait for them at most
  * timeout_ns (0: for ever); how many are still running. */
@@ -194,6 +203,16 @@ int chaos_tenant_garbage(struct chaos *c, uint64_t *rng);
 
 /* chaos_faults.c: the injector. */
 void chaos_faults_run(struct chaos *c);
+/* A frame no agent sends (oversized, of an unknown type, or answering
+ * nothing); its length. */
+long chaos_garbage_frame(struct chaos *c, uint8_t *buf, size_t cap);
+
+/* chaos_guest.c: guest faults made from inside a kvm guest, as a tenant
+ * can, on a lease of pool; 0 or -errno when nothing was done. */
+int chaos_guest_panic(struct chaos *c, struct vmpool *pool);
+int chaos_guest_hang(struct chaos *c, struct vmpool *pool);
+int chaos_guest_garbage(struct chaos *c, struct vmpool *pool);
+int chaos_guest_stall(struct chaos *c, struct vmpool *pool);
 
 /* chaos_check.c: the monitor during the run, the checks after it. */
 int chaos_monitor_start(struct chaos *c, pthread_t *tid);

@@ -42,10 +42,16 @@ void chaos_add_victim(struct chaos *c, enum chaos_kind kind, pid_t pid,
 				 .t_ns = t_ns};
 
 	pthread_mutex_lock(&c->mu);
-	/* An armed worker that dies of another fault proves no point. */
-	for (size_t i = 0; i < c->nvictims; i++)
-		if (c->victims[i].pid == pid && !c->victims[i].dead_ns)
+	/* An armed worker that dies of another fault proves no point; nor
+	 * does a guest fault on a worker another fault reached first. */
+	for (size_t i = 0; i < c->nvictims; i++) {
+		if (c->victims[i].pid != pid)
+			continue;
+		if (!c->victims[i].dead_ns)
 			c->victims[i].killed_by_us = true;
+		else if (kind == CK_GUEST_PANIC)
+			v.killed_by_us = true;
+	}
 	if (c->nvictims == c->victims_cap) {
 		size_t cap = c->victims_cap ? 2 * c->victims_cap : 64;
 		struct chaos_victim *p = realloc(c->victims, cap * sizeof(*p));
@@ -267,6 +273,15 @@ void chaos_check_leases(struct chaos *c)
 			(unsigned long long)c->bad_tenant_unanswered,
 			c->first_bad_tenant[0] ? ": " : "",
 			c->first_bad_tenant);
+	if (c->o.kvm &&
+	    c->o.kinds & (1u << CK_GUEST_GARBAGE | 1u << CK_GUEST_PANIC))
+		chaos_add_check(
+		    c, "broken_guests_told", !c->guest_untold,
+		    "%llu tenants whose guest panicked or sent garbage were "
+		    "told, %llu not%s%s",
+		    (unsigned long long)c->guest_told,
+		    (unsigned long long)c->guest_untold,
+		    c->first_untold[0] ? "; first: " : "", c->first_untold);
 	check_distinct(c);
 	check_overlap(c);
 	pthread_mutex_unlock(&c->mu);

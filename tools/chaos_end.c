@@ -188,16 +188,14 @@ static void check_processes(struct chaos *c)
 				c->nseen);
 }
 
-/* Workers that left through a fault point's _exit, as vmpoold logged
- * their exits ("... exit 86)"). */
-static uint64_t count_fault_exits(const struct chaos *c)
+/* Lines of the pool's log holding needle. */
+static uint64_t count_in_log(const struct chaos *c, const char *needle)
 {
-	char path[96], line[512], needle[32];
+	char path[96], line[512];
 	uint64_t n = 0;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/vmpoold.log", c->dir);
-	snprintf(needle, sizeof(needle), "exit %d)", FAULT_EXIT_CODE);
 	f = fopen(path, "re");
 	if (!f)
 		return 0;
@@ -207,9 +205,38 @@ static uint64_t count_fault_exits(const struct chaos *c)
 	return n;
 }
 
+/* The guest-panic victims no other fault reached first. */
+static uint64_t panics_made(struct chaos *c)
+{
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&c->mu);
+	for (size_t i = 0; i < c->nvictims; i++)
+		n += c->victims[i].kind == CK_GUEST_PANIC &&
+		     !c->victims[i].killed_by_us;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+/* A panicked guest's kernel says so on its console, which a verbose
+ * worker copies into the pool's log. */
+static void check_panics(struct chaos *c)
+{
+	uint64_t made = panics_made(c);
+
+	c->panics_logged = count_in_log(c, "Kernel panic - not syncing");
+	if (!(c->o.kinds & 1u << CK_GUEST_PANIC))
+		return;
+	chaos_add_check(c, "guest_panics_logged", c->panics_logged >= made,
+			"%llu kernel panics in the pool's log for %llu "
+			"guest-panic faults",
+			(unsigned long long)c->panics_logged,
+			(unsigned long long)made);
+}
+
 void chaos_check_after_stop(struct chaos *c, int status)
 {
-	char path[64];
+	char path[64], exits[32];
 	bool gone;
 
 	chaos_add_check(c, "daemon_drained", status == 0,
@@ -223,5 +250,9 @@ void chaos_check_after_stop(struct chaos *c, int status)
 	chaos_add_check(c, "segment_removed", gone, "%s %s", path,
 			gone ? "is gone" : "is still there");
 	check_processes(c);
-	c->fp_exit_seen = count_fault_exits(c);
+	check_panics(c);
+	/* Workers that left through a fault point's _exit, as vmpoold
+	 * logged their exits ("... exit 86)"). */
+	snprintf(exits, sizeof(exits), "exit %d)", FAULT_EXIT_CODE);
+	c->fp_exit_seen = count_in_log(c, exits);
 }

@@ -40,9 +40,10 @@ struct target {
 
 /* Relative odds of each kind, among those enabled and possible here. */
 static const unsigned kind_weight[CK_NKINDS] = {
-    [CK_KILL] = 4,	    [CK_STOP_CONT] = 1,	    [CK_STOP_KILL] = 1,
-    [CK_FAULT_POINT] = 3,   [CK_GUEST_STALL] = 1,   [CK_GUEST_HANG] = 1,
-    [CK_GUEST_GARBAGE] = 2, [CK_TENANT_VANISH] = 2, [CK_TENANT_GARBAGE] = 2,
+    [CK_KILL] = 4,	     [CK_STOP_CONT] = 1,   [CK_STOP_KILL] = 1,
+    [CK_FAULT_POINT] = 3,    [CK_GUEST_STALL] = 1, [CK_GUEST_HANG] = 1,
+    [CK_GUEST_GARBAGE] = 2,  [CK_GUEST_PANIC] = 1, [CK_TENANT_VANISH] = 2,
+    [CK_TENANT_GARBAGE] = 2,
 };
 
 /* Points a worker passes (the supervisor's own would end the pool), and
@@ -303,7 +304,7 @@ out_release:
 	return err;
 }
 
-static long garbage_frame(struct chaos *c, uint8_t *buf, size_t cap)
+long chaos_garbage_frame(struct chaos *c, uint8_t *buf, size_t cap)
 {
 	switch (chaos_rand(&c->rng, 3)) {
 	case 0: /* longer than any frame may be */
@@ -336,7 +337,7 @@ static int do_guest_garbage(struct injector *in)
 		err = -errno;
 		goto out_close;
 	}
-	n = garbage_frame(in->c, buf, sizeof(buf));
+	n = chaos_garbage_frame(in->c, buf, sizeof(buf));
 	err = write_full(chan, buf, n);
 	close(chan);
 	chaos_note(in->c, "guest of slot %u (%s) sent %ld bytes of garbage",
@@ -351,8 +352,28 @@ out_close:
 	return err;
 }
 
+/* On kvm the guest runs inside its worker: a tenant breaks it from
+ * within. */
+static int inject_kvm_guest(struct injector *in, enum chaos_kind k)
+{
+	switch (k) {
+	case CK_GUEST_STALL:
+		return chaos_guest_stall(in->c, in->pool);
+	case CK_GUEST_HANG:
+		return chaos_guest_hang(in->c, in->pool);
+	case CK_GUEST_GARBAGE:
+		return chaos_guest_garbage(in->c, in->pool);
+	case CK_GUEST_PANIC:
+		return chaos_guest_panic(in->c, in->pool);
+	default:
+		return -EINVAL;
+	}
+}
+
 static int inject(struct injector *in, enum chaos_kind k)
 {
+	if (in->c->o.kvm && k >= CK_GUEST_STALL && k <= CK_GUEST_PANIC)
+		return inject_kvm_guest(in, k);
 	switch (k) {
 	case CK_KILL:
 		return do_kill(in);

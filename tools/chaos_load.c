@@ -176,7 +176,7 @@ static bool exec_echo(struct job *j)
 	    "exec output is not the marker");
 }
 
-static void record_lease(struct chaos *c, const struct chaos_lease *rec)
+void chaos_record_lease(struct chaos *c, const struct chaos_lease *rec)
 {
 	pthread_mutex_lock(&c->mu);
 	if (c->nleases == c->leases_cap) {
@@ -197,7 +197,7 @@ static void end_lease(struct job *j)
 {
 	int r;
 
-	record_lease(j->t->c, &j->rec);
+	chaos_record_lease(j->t->c, &j->rec);
 	if (j->lost) {
 		vmpool_release(j->l);
 		return;

@@ -16,17 +16,15 @@
 #include "shm/shm.h"
 #include "tools/chaos.h"
 
-#define SEC	  1000000000ull
-#define ALL_KINDS ((1u << CK_NKINDS) - 1)
-#define GUEST_KINDS                                                            \
-	(1u << CK_GUEST_STALL | 1u << CK_GUEST_HANG | 1u << CK_GUEST_GARBAGE)
+#define SEC	     1000000000ull
+#define ALL_KINDS    ((1u << CK_NKINDS) - 1)
 #define STOP_NS	     (60 * SEC)
 #define LATE_JOIN_NS (10 * SEC)
 
 static const char *const kind_names[CK_NKINDS] = {
-    "kill",	     "stop-cont",     "stop-kill",
-    "fault-point",   "guest-stall",   "guest-hang",
-    "guest-garbage", "tenant-vanish", "tenant-garbage",
+    "kill",	     "stop-cont",      "stop-kill",	"fault-point",
+    "guest-stall",   "guest-hang",     "guest-garbage", "guest-panic",
+    "tenant-vanish", "tenant-garbage",
 };
 
 static const char *const result_names[CR_NRESULTS] = {
@@ -101,12 +99,14 @@ static void usage(FILE *f)
 		"                          kill, stop-cont, stop-kill, "
 		"fault-point, guest-stall,\n"
 		"                          guest-hang, guest-garbage, "
-		"tenant-vanish, tenant-garbage\n"
+		"guest-panic (kvm),\n"
+		"                          tenant-vanish, tenant-garbage\n"
 		"      --min N, --max N, --max-total N\n"
 		"                          private pool sizes (default: 2, 4, "
 		"10)\n"
-		"      --backend ns|kvm    backend of the pool (default: ns; "
-		"guest faults need ns)\n"
+		"      --backend ns|kvm    backend of the pool (default: ns); "
+		"kvm guests are\n"
+		"                          broken from inside, by a tenant\n"
 		"      --name NAME         an existing pool instead: its "
 		"segment name\n"
 		"      --socket PATH       and its socket (default: vmpoold's "
@@ -211,7 +211,8 @@ static int set_opt(struct chaos_opts *o, int opt, const char *arg)
 		return parse_u32(arg, 1, 256, &o->max_total);
 	case OPT_BACKEND:
 		o->backend = arg;
-		return strcmp(arg, "ns") && strcmp(arg, "kvm") ? -EINVAL : 0;
+		o->kvm = !strcmp(arg, "kvm");
+		return strcmp(arg, "ns") && !o->kvm ? -EINVAL : 0;
 	case OPT_NAME:
 		o->name = arg;
 		return shm_name_check(arg);
@@ -310,6 +311,14 @@ static int find_self(struct chaos *c)
 	return 0;
 }
 
+static const char *why_not(enum chaos_kind k)
+{
+	if (k == CK_FAULT_POINT)
+		return "they need a private pool of a build with fault points";
+	return "a kernel panic needs the kvm backend: an ns guest runs on "
+	       "the host's kernel";
+}
+
 /* Kinds this pool cannot take are left out, and said so. */
 static void drop_kinds(struct chaos *c)
 {
@@ -317,17 +326,12 @@ static void drop_kinds(struct chaos *c)
 
 	if (!c->private_pool || !VMPOOL_FAULT_POINTS)
 		drop |= 1u << CK_FAULT_POINT;
-	if (strcmp(c->o.backend, "ns"))
-		drop |= GUEST_KINDS;
+	if (!c->o.kvm)
+		drop |= 1u << CK_GUEST_PANIC;
 	for (int k = 0; k < CK_NKINDS; k++)
 		if (c->o.kinds & drop & 1u << k)
 			fprintf(stderr, "vmpool-chaos: no %s faults here: %s\n",
-				kind_names[k],
-				k == CK_FAULT_POINT
-				    ? "they need a private pool of a build "
-				      "with fault points"
-				    : "the guest's processes are reachable "
-				      "with the ns backend only");
+				kind_names[k], why_not(k));
 	c->o.kinds &= ~drop;
 	if (!c->o.kinds)
 		c->o.kinds = 1u << CK_KILL;

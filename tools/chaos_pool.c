@@ -107,6 +107,18 @@ static void add_fault_route(struct chaos *c, struct daemon_argv *a)
 	add2(a, "--worker-env", a->worker);
 }
 
+/* Small guests, so that a full pool fits the test host; a guest that
+ * stops answering is given up on within seconds, and one that stalls
+ * for less than that is not. */
+static void add_kvm_limits(struct chaos *c, struct daemon_argv *a)
+{
+	if (!c->o.kvm)
+		return;
+	add2(a, "--mem", "128M");
+	add2(a, "--idle-ping", "1s");
+	add2(a, "--guest-timeout", "3s");
+}
+
 static void build_argv(struct chaos *c, struct daemon_argv *a,
 		       const char *vmpoold)
 {
@@ -124,11 +136,14 @@ static void build_argv(struct chaos *c, struct daemon_argv *a,
 	add2(a, "--max-total", a->total);
 	/* Short timeouts, so hung guests are found within the run. */
 	add2(a, "--health-timeout", "1s");
-	add2(a, "--boot-timeout", "10s");
+	/* Guests of a nested test host boot in seconds, longer when many
+	 * boot at once. */
+	add2(a, "--boot-timeout", c->o.kvm ? "30s" : "10s");
 	add2(a, "--acquire-timeout", "20s");
 	add2(a, "--drain-grace", "5s");
 	add2(a, "--health-check-interval", "3");
 	add(a, "-v");
+	add_kvm_limits(c, a);
 	add_fault_route(c, a);
 }
 

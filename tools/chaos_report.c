@@ -84,7 +84,8 @@ static void gather(const struct chaos *c, struct figures *f)
 		next = next_lease_after(c, v->dead_ns);
 		if (next)
 			series_add(&f->lease, next - v->dead_ns);
-		if (v->kind == CK_GUEST_HANG || v->kind == CK_GUEST_GARBAGE)
+		if (v->kind == CK_GUEST_HANG || v->kind == CK_GUEST_GARBAGE ||
+		    v->kind == CK_GUEST_PANIC)
 			series_add(&f->evict, v->dead_ns - v->t_ns);
 	}
 	series_sort(&f->idle);
@@ -151,6 +152,9 @@ static void text_faults(const struct chaos *c)
 			       (unsigned long long)c->fp_fired,
 			       (unsigned long long)c->fp_exit_armed,
 			       (unsigned long long)c->fp_exit_seen);
+		if (k == CK_GUEST_PANIC)
+			printf("   (panics logged %llu)",
+			       (unsigned long long)c->panics_logged);
 		printf("\n");
 	}
 }
@@ -249,6 +253,11 @@ static void json_report(const struct chaos *c, const struct figures *f)
 	       (unsigned long long)c->fp_armed, (unsigned long long)c->fp_fired,
 	       (unsigned long long)c->fp_exit_armed,
 	       (unsigned long long)c->fp_exit_seen);
+	printf("  \"broken_guests\": {\"told\": %llu, \"untold\": %llu, "
+	       "\"panics_logged\": %llu},\n",
+	       (unsigned long long)c->guest_told,
+	       (unsigned long long)c->guest_untold,
+	       (unsigned long long)c->panics_logged);
 	json_counts("requests", c->requests, CR_NRESULTS, result_label);
 	printf("  \"hung\": %llu,\n  \"leases\": %zu,\n  \"snapshots\": %llu,\n"
 	       "  \"invariant_breaks\": %llu,\n  \"settle_seconds\": %.3f,\n",

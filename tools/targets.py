@@ -40,9 +40,18 @@ def chaos_targets(b):
     chaos = b.program("vmpool-chaos", [
         "tools/chaos_main.c", "tools/chaos_pool.c", "tools/chaos_load.c",
         "tools/chaos_tenant.c", "tools/chaos_faults.c",
-        "tools/chaos_check.c", "tools/chaos_end.c", "tools/chaos_report.c"],
+        "tools/chaos_check.c", "tools/chaos_end.c", "tools/chaos_report.c",
+        "tools/chaos_guest.c"],
         deps=["vmpool", "shm", "proto", "common"])
+    # What a tenant uploads to hang or stall a kvm guest.
+    spin = b.program("vmpool-chaos-spin", ["tools/chaos_spin.c"],
+                     static=True)
     inputs = [chaos, b.out("bin/vmpoold"), b.out("bin/vmpool-worker"),
               b.out("guest/initramfs.cpio")]
-    b.test("chaos_test", ["tests/chaos_test.c"], deps=["common"],
-           libs=["json-c"], inputs=inputs)
+    b.test("chaos_test", ["tests/chaos_test.c", "tests/chaos_helpers.c"],
+           deps=["common"], libs=["json-c"], inputs=inputs)
+    # The same against a private kvm pool: in the test host on PVM hosts.
+    b.test("chaos_kvm_test", ["tests/chaos_kvm_test.c",
+                              "tests/chaos_helpers.c"],
+           deps=["vmm", "common"], libs=["json-c"], where="kvm",
+           inputs=inputs + [spin, b.out("guest/vmlinux")])
