@@ -1,4 +1,4 @@
-/* Tests for the io_uring loop: polls, reads, writes, cancel, stop. */
+/* Tests for the io_uring loop: polls, accepts, I/O, timer, cancel, stop. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <poll.h>
@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -170,4 +171,160 @@ Test(ioloop, more_requests_than_ring_entries_all_complete)
 	}
 	for (i = 0; i < 40; i++)
 		close(efd[i]);
+}
+
+Test(ioloop, poll_once_runs_done_once)
+{
+	int efd = eventfd(0, EFD_NONBLOCK);
+	struct record r = {.fd = -1};
+	struct ioloop_op op = {.done = count, .opaque = &r};
+
+	cr_assert_eq(ioloop_poll_once(&loop, &op, efd, POLLIN), 0);
+	cr_assert_eq(ioloop_poll_once(&loop, &op, efd, POLLIN), -EBUSY);
+	poke(efd);
+	while (op.busy)
+		cr_assert_geq(ioloop_run_once(&loop, true), 0);
+
+	poke(efd);
+	cr_assert_eq(ioloop_run_once(&loop, false), 0);
+	cr_assert_eq(r.calls, 1);
+	cr_assert(r.last_res & POLLIN);
+	close(efd);
+}
+
+Test(ioloop, recv_gets_the_bytes_then_zero_at_eof)
+{
+	struct record r = {.fd = -1};
+	struct ioloop_op op = {.done = count, .opaque = &r};
+	char buf[8] = "";
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cr_assert_eq(write(sv[0], "abc", 3), 3);
+	cr_assert_eq(ioloop_recv(&loop, &op, sv[1], buf, sizeof(buf)), 0);
+	while (op.busy)
+		cr_assert_geq(ioloop_run_once(&loop, true), 0);
+	cr_assert_eq(r.last_res, 3);
+	cr_assert_eq(memcmp(buf, "abc", 3), 0);
+
+	close(sv[0]);
+	cr_assert_eq(ioloop_recv(&loop, &op, sv[1], buf, sizeof(buf)), 0);
+	while (op.busy)
+		cr_assert_geq(ioloop_run_once(&loop, true), 0);
+	cr_assert_eq(r.last_res, 0);
+	close(sv[1]);
+}
+
+/* A listening socket at a kernel-chosen abstract address. */
+static int listener(struct sockaddr_un *addr, socklen_t *len)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0);
+	addr->sun_family = AF_UNIX;
+	cr_assert_eq(bind(fd, (struct sockaddr *)addr, sizeof(sa_family_t)), 0);
+	*len = sizeof(*addr);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)addr, len), 0);
+	cr_assert_eq(listen(fd, 4), 0);
+	return fd;
+}
+
+static int dial(const struct sockaddr_un *addr, socklen_t len)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(connect(fd, (const struct sockaddr *)addr, len), 0);
+	return fd;
+}
+
+static void close_accepted(struct ioloop_op *op, int res, unsigned flags)
+{
+	count(op, res, flags);
+	if (res >= 0)
+		close(res);
+}
+
+Test(ioloop, accept_hands_over_each_connection_until_cancelled)
+{
+	struct record r = {.fd = -1};
+	struct ioloop_op op = {.done = close_accepted, .opaque = &r};
+	struct sockaddr_un addr = {0};
+	socklen_t len;
+	int lfd = listener(&addr, &len);
+	int c1, c2;
+
+	cr_assert_eq(ioloop_accept(&loop, &op, lfd), 0);
+	c1 = dial(&addr, len);
+	c2 = dial(&addr, len);
+	while (r.calls < 2)
+		cr_assert_geq(ioloop_run_once(&loop, true), 0);
+	cr_assert_geq(r.last_res, 0);
+	cr_assert(op.busy);
+
+	cr_assert_eq(ioloop_cancel(&loop, &op), 0);
+	while (op.busy)
+		cr_assert_geq(ioloop_run_once(&loop, true), 0);
+	cr_assert_eq(r.calls, 3);
+	cr_assert_eq(r.last_res, -ECANCELED);
+	close(c1);
+	close(c2);
+	close(lfd);
+}
+
+Test(ioloop, timer_moves_earlier_never_later_and_fires)
+{
+	uint64_t now = now_ns();
+	uint64_t hour = 3600ull * 1000000000;
+
+	cr_assert_eq(ioloop_timer(&loop, now + hour), 0);
+	cr_assert_eq(ioloop_timer(&loop, now + 2 * hour), 0);
+	cr_assert_eq(loop.timer_at, now + hour);
+	cr_assert_geq(ioloop_run_once(&loop, false), 0);
+
+	cr_assert_eq(ioloop_timer(&loop, now), 0);
+	cr_assert_eq(loop.timer_at, now);
+	while (loop.timer.busy)
+		cr_assert_geq(ioloop_run_once(&loop, true), 0);
+}
+
+Test(ioloop, single_issuer_loop_serves_polls_and_stops_from_a_thread)
+{
+	struct ioloop own;
+	int efd = eventfd(0, EFD_NONBLOCK);
+	struct record r = {.fd = efd};
+	struct ioloop_op op = {.done = count, .opaque = &r};
+	pthread_t t;
+
+	cr_assert_eq(ioloop_init_single_issuer(&own, 16), 0);
+	cr_assert_eq(ioloop_poll(&own, &op, efd, POLLIN), 0);
+	poke(efd);
+	while (r.calls == 0)
+		cr_assert_geq(ioloop_run_once(&own, true), 0);
+
+	cr_assert_eq(pthread_create(&t, NULL, stopper, &own), 0);
+	cr_assert_eq(ioloop_run(&own), 0);
+	pthread_join(t, NULL);
+	ioloop_exit(&own);
+	close(efd);
+}
+
+Test(ioloop, loop_with_a_poll_window_still_sleeps_until_stopped)
+{
+	int efd = eventfd(0, EFD_NONBLOCK);
+	struct record r = {.fd = efd};
+	struct ioloop_op op = {.done = count, .opaque = &r};
+	pthread_t t;
+
+	loop.poll_ns = 1000000;
+	cr_assert_eq(ioloop_poll(&loop, &op, efd, POLLIN), 0);
+	poke(efd);
+	while (r.calls == 0)
+		cr_assert_geq(ioloop_run_once(&loop, true), 0);
+	cr_assert_neq(loop.poll_until, 0);
+
+	cr_assert_eq(pthread_create(&t, NULL, stopper, &loop), 0);
+	cr_assert_eq(ioloop_run(&loop), 0);
+	pthread_join(t, NULL);
+	close(efd);
 }
