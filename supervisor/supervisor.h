@@ -6,10 +6,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/ioloop.h"
 #include "proto/proto.h"
 #include "shm/pool.h"
 #include "shm/shm.h"
-#include "supervisor/loop.h"
 #include "supervisor/options.h"
 #include "worker/control.h"
 
@@ -63,8 +63,8 @@ struct sv_worker {
 				   * sv_worker_leasable) */
 	int exit_code;		  /* from waitid: code, or 128 + signal */
 	struct sv_tenant *parked; /* waiting for this miss boot */
-	struct sv_op ctl_op;
-	struct sv_op pid_op;
+	struct ioloop_op ctl_op;
+	struct ioloop_op pid_op;
 	char why[160]; /* the worker's CTL_BOOT_FAIL text */
 	struct sv_worker *next;
 };
@@ -81,7 +81,7 @@ struct sv_tenant {
 	uid_t uid;
 	enum sv_tstate state;
 	struct proto_reader rd;
-	struct sv_op read_op;
+	struct ioloop_op read_op;
 	uint32_t acquire_id;	  /* the ACQUIRE's request id */
 	uint64_t t0;		  /* when ACQUIRE was read */
 	uint64_t deadline;	  /* parked: NO_CAPACITY after this */
@@ -93,11 +93,11 @@ struct sv {
 	struct sv_options opt;
 	struct shm *shm;
 	uint32_t nslots;
-	struct sv_loop loop;
+	struct ioloop loop;
 	int listen_fd;
 	int signal_fd;
-	struct sv_op accept_op;
-	struct sv_op signal_op;
+	struct ioloop_op accept_op;
+	struct ioloop_op signal_op;
 
 	struct sv_worker **by_slot; /* live (not reaped) workers */
 	struct sv_worker *workers;  /* all, reaped ones until freed */

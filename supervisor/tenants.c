@@ -64,7 +64,7 @@ static void tenant_close(struct sv_tenant *t)
 	t->fd = -1;
 	t->state = T_CLOSING;
 	if (t->read_op.busy)
-		sv_loop_cancel(&t->sv->loop, &t->read_op);
+		ioloop_cancel(&t->sv->loop, &t->read_op);
 	else
 		tenant_free(t);
 }
@@ -89,8 +89,8 @@ static int start_read(struct sv_tenant *t)
 	size_t want = bytes_wanted(&t->rd), room;
 	uint8_t *dst = proto_reader_space(&t->rd, &room);
 
-	return sv_loop_recv(&t->sv->loop, &t->read_op, t->fd, dst,
-			    MIN(want, room));
+	return ioloop_recv(&t->sv->loop, &t->read_op, t->fd, dst,
+			   MIN(want, room));
 }
 
 static void put_stat(struct proto_msg *m, const char *name, uint64_t v)
@@ -424,9 +424,9 @@ static int on_bytes(struct sv_tenant *t)
 	return 0;
 }
 
-static void on_read(struct sv_op *op, int res, unsigned flags)
+static void on_read(struct ioloop_op *op, int res, unsigned flags)
 {
-	struct sv_tenant *t = op->owner;
+	struct sv_tenant *t = op->opaque;
 	int rc;
 
 	if (t->state == T_CLOSING) {
@@ -471,7 +471,7 @@ static void new_tenant(struct sv *sv, int fd)
 	t->fd = fd;
 	t->uid = cred.uid;
 	t->read_op.done = on_read;
-	t->read_op.owner = t;
+	t->read_op.opaque = t;
 	t->next = sv->tenants;
 	sv->tenants = t;
 	sv->ntenants++;
@@ -485,9 +485,9 @@ void sv_tenant_adopt(struct sv *sv, int fd)
 	new_tenant(sv, fd);
 }
 
-static void on_accept(struct sv_op *op, int res, unsigned flags)
+static void on_accept(struct ioloop_op *op, int res, unsigned flags)
 {
-	struct sv *sv = op->owner;
+	struct sv *sv = op->opaque;
 
 	if (res >= 0)
 		new_tenant(sv, res);
@@ -498,8 +498,8 @@ static void on_accept(struct sv_op *op, int res, unsigned flags)
 int sv_tenants_listen(struct sv *sv)
 {
 	sv->accept_op.done = on_accept;
-	sv->accept_op.owner = sv;
-	return sv_loop_accept(&sv->loop, &sv->accept_op, sv->listen_fd);
+	sv->accept_op.opaque = sv;
+	return ioloop_accept(&sv->loop, &sv->accept_op, sv->listen_fd);
 }
 
 uint64_t sv_tenants_tick(struct sv *sv, uint64_t now)

@@ -210,9 +210,9 @@ static void start_drain(struct sv *sv)
 	sv_workers_stop_all(sv, false);
 }
 
-static void on_signal(struct sv_op *op, int res, unsigned flags)
+static void on_signal(struct ioloop_op *op, int res, unsigned flags)
 {
-	struct sv *sv = op->owner;
+	struct sv *sv = op->opaque;
 	struct signalfd_siginfo si;
 
 	while (read(sv->signal_fd, &si, sizeof(si)) == sizeof(si))
@@ -235,8 +235,8 @@ static int watch_signals(struct sv *sv)
 		return -errno;
 
 	sv->signal_op.done = on_signal;
-	sv->signal_op.owner = sv;
-	return sv_loop_poll(&sv->loop, &sv->signal_op, sv->signal_fd, POLLIN);
+	sv->signal_op.opaque = sv;
+	return ioloop_poll(&sv->loop, &sv->signal_op, sv->signal_fd, POLLIN);
 }
 
 /* After every batch of completions: timers, pool duties, drain. */
@@ -258,7 +258,7 @@ static void tick(struct sv *sv)
 
 	if (!sv->accept_op.busy && sv_tenants_listen(sv))
 		pr_debug("accept not armed");
-	sv_loop_timer(&sv->loop, next);
+	ioloop_timer(&sv->loop, next);
 }
 
 static int serve(struct sv *sv)
@@ -273,7 +273,7 @@ static int serve(struct sv *sv)
 		tick(sv);
 		if (sv->done)
 			break;
-		rc = sv_loop_run_once(&sv->loop);
+		rc = ioloop_run_once(&sv->loop, true);
 		if (rc < 0) {
 			pr_err("io_uring_submit_and_wait: %s", strerror(-rc));
 			return rc;
@@ -292,7 +292,7 @@ static int start(struct sv *sv)
 			pr_info("removed %d cgroups of dead sandboxes", rc);
 	}
 
-	rc = sv_loop_init(&sv->loop, LOOP_ENTRIES);
+	rc = ioloop_init_single_issuer(&sv->loop, LOOP_ENTRIES);
 	if (rc) {
 		pr_err("io_uring_queue_init: %s", strerror(-rc));
 		return rc;
@@ -307,7 +307,7 @@ static int start(struct sv *sv)
 static void stop(struct sv *sv)
 {
 	sv_workers_kill_all(sv);
-	sv_loop_exit(&sv->loop);
+	ioloop_exit(&sv->loop);
 	sv_tenants_close_all(sv);
 	sv_workers_free_all(sv);
 	if (sv->listen_fd >= 0) {

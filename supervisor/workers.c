@@ -283,7 +283,7 @@ static enum sv_wstate on_gone(struct sv_worker *w)
 		pr_warn("slot %u: pool_exit: %s", w->slot, shm_strerror(rc));
 	sv->by_slot[w->slot] = NULL;
 
-	sv_loop_cancel(&sv->loop, &w->ctl_op);
+	ioloop_cancel(&sv->loop, &w->ctl_op);
 	close(w->ctl_fd);
 	close(w->pidfd);
 	w->ctl_fd = w->pidfd = -1;
@@ -421,7 +421,7 @@ static void read_ctl(struct sv_worker *w)
 			continue;
 		if (n <= 0) {
 			if (n == 0 || errno != EAGAIN)
-				sv_loop_cancel(&w->sv->loop, &w->ctl_op);
+				ioloop_cancel(&w->sv->loop, &w->ctl_op);
 			return;
 		}
 		if (n != sizeof(m)) {
@@ -436,14 +436,14 @@ static void read_ctl(struct sv_worker *w)
 	}
 }
 
-static void on_ctl_ready(struct sv_op *op, int res, unsigned flags)
+/* The watch stays armed (the loop arms it again when the kernel ends
+ * it) until read_ctl sees EOF or the worker is gone: both cancel it. */
+static void on_ctl_ready(struct ioloop_op *op, int res, unsigned flags)
 {
-	struct sv_worker *w = op->owner;
+	struct sv_worker *w = op->opaque;
 
 	if (res > 0 && w->state != W_GONE)
 		read_ctl(w);
-	if (!op->busy && res >= 0 && w->state != W_GONE && w->ctl_fd >= 0)
-		sv_loop_poll(&w->sv->loop, op, w->ctl_fd, POLLIN);
 	maybe_free(w);
 }
 
@@ -459,14 +459,14 @@ static void reap(struct sv_worker *w)
 	sv_worker_event(w, WEV_EXIT);
 }
 
-static void on_pid_ready(struct sv_op *op, int res, unsigned flags)
+static void on_pid_ready(struct ioloop_op *op, int res, unsigned flags)
 {
-	struct sv_worker *w = op->owner;
+	struct sv_worker *w = op->opaque;
 
 	if (w->state != W_GONE)
 		reap(w);
 	if (w->state != W_GONE && !op->busy)
-		sv_loop_poll_once(&w->sv->loop, op, w->pidfd, POLLIN);
+		ioloop_poll_once(&w->sv->loop, op, w->pidfd, POLLIN);
 	maybe_free(w);
 }
 
@@ -475,14 +475,14 @@ static int watch(struct sv *sv, struct sv_worker *w)
 	int rc;
 
 	w->ctl_op.done = on_ctl_ready;
-	w->ctl_op.owner = w;
+	w->ctl_op.opaque = w;
 	w->pid_op.done = on_pid_ready;
-	w->pid_op.owner = w;
+	w->pid_op.opaque = w;
 
-	rc = sv_loop_poll(&sv->loop, &w->ctl_op, w->ctl_fd, POLLIN);
+	rc = ioloop_poll(&sv->loop, &w->ctl_op, w->ctl_fd, POLLIN);
 	if (rc)
 		return rc;
-	return sv_loop_poll_once(&sv->loop, &w->pid_op, w->pidfd, POLLIN);
+	return ioloop_poll_once(&sv->loop, &w->pid_op, w->pidfd, POLLIN);
 }
 
 void sv_slot_abandon(struct sv *sv, uint32_t slot)
