@@ -19,6 +19,9 @@
 #define CHAOS_PLAN_ENV	 "VMPOOL_CHAOS_PLAN"
 #define CHAOS_WORKER_ENV "VMPOOL_CHAOS_WORKER"
 
+/* How a guest kernel's panic begins; the worker passes it on. */
+#define CHAOS_PANIC_MARK "Kernel panic - not syncing"
+
 enum chaos_kind {
 	CK_KILL,	   /* SIGKILL a worker */
 	CK_STOP_CONT,	   /* SIGSTOP a worker, SIGCONT it a while later */
@@ -127,7 +130,7 @@ struct chaos {
 	uint64_t fp_exit_armed, fp_exit_seen;
 	uint64_t bad_tenant_unanswered;
 	/* kvm: tenants whose guest panicked or sent garbage, told why by
-	 * the pool or not; panics the guests' consoles logged. */
+	 * the pool or not; panics the workers logged. */
 	uint64_t guest_told, guest_untold, panics_logged;
 	char first_untold[240];
 	char first_wrong[240];

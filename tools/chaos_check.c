@@ -47,10 +47,10 @@ void chaos_add_victim(struct chaos *c, enum chaos_kind kind, pid_t pid,
 	for (size_t i = 0; i < c->nvictims; i++) {
 		if (c->victims[i].pid != pid)
 			continue;
-		if (!c->victims[i].dead_ns)
-			c->victims[i].killed_by_us = true;
-		else if (kind == CK_GUEST_PANIC)
+		if (kind == CK_GUEST_PANIC)
 			v.killed_by_us = true;
+		else if (!c->victims[i].dead_ns)
+			c->victims[i].killed_by_us = true;
 	}
 	if (c->nvictims == c->victims_cap) {
 		size_t cap = c->victims_cap ? 2 * c->victims_cap : 64;

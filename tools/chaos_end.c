@@ -218,13 +218,15 @@ static uint64_t panics_made(struct chaos *c)
 	return n;
 }
 
-/* A panicked guest's kernel says so on its console, which a verbose
- * worker copies into the pool's log. */
+/* The worker of a panicked guest logs the panic as the reason its guest
+ * ended (the guest's console, copied there too, may be cut up by other
+ * lines). */
 static void check_panics(struct chaos *c)
 {
 	uint64_t made = panics_made(c);
 
-	c->panics_logged = count_in_log(c, "Kernel panic - not syncing");
+	c->panics_logged =
+	    count_in_log(c, "the guest has ended: " CHAOS_PANIC_MARK);
 	if (!(c->o.kinds & 1u << CK_GUEST_PANIC))
 		return;
 	chaos_add_check(c, "guest_panics_logged", c->panics_logged >= made,

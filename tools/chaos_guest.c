@@ -84,19 +84,29 @@ static int sh(struct guest_lease *g, const char *line, int *code)
 }
 
 /* A guest that broke under its tenant's command must cost the tenant a
- * clear error: its VM lost, or evicted. */
+ * clear error: evicted for garbage, its VM lost to a panic it names. */
+static bool told(struct guest_lease *g, enum chaos_kind k, int r)
+{
+	uint32_t code = vmpool_lease_error_code(g->l);
+
+	if (r >= 0)
+		return false;
+	if (k == CK_GUEST_GARBAGE)
+		return code == VMPOOL_E_GUEST;
+	return code == VMPOOL_E_VM_LOST &&
+	       strstr(vmpool_lease_error(g->l), CHAOS_PANIC_MARK);
+}
+
 static void tally(struct chaos *c, struct guest_lease *g, enum chaos_kind k,
 		  int r)
 {
-	uint32_t code = vmpool_lease_error_code(g->l);
-	bool told =
-	    r < 0 && (code == VMPOOL_E_VM_LOST || code == VMPOOL_E_GUEST);
+	bool ok = told(g, k, r);
 
 	chaos_note(c, "%s in slot %u: the tenant was told: %s",
 		   chaos_kind_name(k), g->rec.slot,
 		   r ? vmpool_lease_error(g->l) : "nothing, it succeeded");
 	pthread_mutex_lock(&c->mu);
-	if (told)
+	if (ok)
 		c->guest_told++;
 	else if (!c->guest_untold++)
 		snprintf(c->first_untold, sizeof(c->first_untold),
