@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "kvm/vm.h"
 #include "proto/tenant.h"
 
 /* POLLOUT is watched apart, and only while bytes wait (watch_out). */
@@ -155,13 +156,19 @@ void worker_to_guest_frame(struct worker *w, const struct proto_frame *f)
 	flush_guest(w);
 }
 
+/* A VM that ended names why, a panic with the kernel's own words: the
+ * log and the tenant hear it. */
 static void on_death(struct ioloop_op *op, int res, unsigned flags)
 {
 	struct worker *w = op->opaque;
+	struct vm *vm = backend_kvm_vm(&w->be);
+	char why[200];
 
 	if (res < 0 || w->state == WORKER_DONE)
 		return;
-	worker_guest_lost(w, "the guest has ended");
+	snprintf(why, sizeof(why), "the guest has ended%s%s",
+		 vm && vm_error(vm)[0] ? ": " : "", vm ? vm_error(vm) : "");
+	worker_guest_lost(w, why);
 }
 
 static void on_timer(struct ioloop_op *op, int res, unsigned flags)
