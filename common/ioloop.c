@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/spin.h"
 #include "common/util.h"
 
 /* An SQE for a new request; when the ring is full the prepared ones go to
@@ -83,6 +84,7 @@ static int setup(struct ioloop *loop, unsigned entries, unsigned flags)
 	int ret;
 
 	memset(loop, 0, sizeof(*loop));
+	spin_budget_init(&loop->spin);
 	loop->timer.done = on_timer;
 	loop->timer.opaque = loop;
 
@@ -334,10 +336,13 @@ static int wait_cq(struct ioloop *loop)
 {
 	int ret = 0;
 
-	if (loop->poll_ns && now_ns() < loop->poll_until)
+	if (loop->poll_ns && now_ns() < loop->poll_until &&
+	    spin_budget_allows(&loop->spin)) {
 		ret = poll_cq(loop);
-	if (ret < 0)
-		return ret;
+		if (ret < 0)
+			return ret;
+		spin_budget_result(&loop->spin, io_uring_cq_ready(&loop->ring));
+	}
 
 	if (io_uring_cq_ready(&loop->ring))
 		ret = io_uring_submit(&loop->ring);

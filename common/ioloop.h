@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "common/spin.h"
+
 /* One request in flight, embedded in its owner's struct. `done` runs on
  * the loop thread with the request's result (-errno on failure) and the
  * CQE flags; a multishot request (poll watch, accept) runs it once per
@@ -35,9 +37,12 @@ struct ioloop {
 	struct __kernel_timespec timer_ts;
 	/* After work, look for more for poll_ns before sleeping: a request
 	 * that comes meanwhile is served without waking the thread up. 0
-	 * (the default) sleeps at once. The timer's firing is not work. */
+	 * (the default) sleeps at once. The timer's firing is not work. A
+	 * window that keeps closing empty is skipped for a while (spin.h):
+	 * a steady trickle of requests then costs no CPU in polls. */
 	uint64_t poll_ns;
 	uint64_t poll_until;
+	struct spin_budget spin;
 };
 
 /* Set up a ring with room for `entries` requests (rounded up by the

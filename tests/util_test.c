@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/spin.h"
 #include "common/util.h"
 
 Test(util, parse_u64_accepts_whole_numbers_in_range)
@@ -56,4 +57,32 @@ Test(util, json_put_str_escapes_quotes_backslashes_and_controls)
 	cr_assert_eq(fclose(f), 0);
 	cr_assert_str_eq(out, "\"a\\\"b\\\\c\\u000a\\u0001d\"");
 	free(out);
+}
+
+Test(spin, budget_spins_while_spins_find_work)
+{
+	struct spin_budget b;
+
+	spin_budget_init(&b);
+	for (int i = 0; i < 100; i++) {
+		cr_assert(spin_budget_allows(&b), "spin %d refused", i);
+		spin_budget_result(&b, true);
+	}
+}
+
+Test(spin, budget_rests_after_empty_spins_and_probes_again)
+{
+	struct spin_budget b;
+	int allowed = 0;
+
+	spin_budget_init(&b);
+	while (spin_budget_allows(&b)) {
+		spin_budget_result(&b, false);
+		cr_assert_lt(++allowed, SPIN_CREDIT_MAX, "never rests");
+	}
+	for (int i = 1; i < SPIN_REST_WAITS - 1; i++)
+		cr_assert(!spin_budget_allows(&b), "wait %d spun", i);
+	cr_assert(spin_budget_allows(&b), "no probe after a rest");
+	spin_budget_result(&b, true);
+	cr_assert(spin_budget_allows(&b), "a probe that paid is not kept");
 }
