@@ -84,7 +84,7 @@ static const struct opt_def opt_defs[] = {
     {"poll", OPT_DURATION, NUM(poll_ns), 0, 0, "DURATION",
      "after serving, look for the next request this long before sleeping: "
      "a warm hit then needs no wake-up, for at most that much CPU per "
-     "request; 0: sleep at once (default: 50us)"},
+     "request; workers get the same; 0: sleep at once (default: 50us)"},
     {"verbose", OPT_U32, NUM(verbose), 0, 9, "N",
      "0: lifecycle lines only (default); 1: every event (-v)"},
 #if VMPOOL_FAULT_POINTS

@@ -17,7 +17,7 @@ struct worker_argv {
 	char *argv[32];
 	int argc;
 	char slot[16], fd[16], mem[32], vcpus[16], boot[32], health[32];
-	char ping[32], guest[32];
+	char ping[32], guest[32], poll[32];
 };
 
 static void add(struct worker_argv *a, const char *s)
@@ -73,6 +73,7 @@ static void build_argv(struct worker_argv *a, const struct sv_options *o,
 		     o->idle_ping_ns);
 	add_duration(a, "--guest-timeout", a->guest, sizeof(a->guest),
 		     o->guest_timeout_ns);
+	add_duration(a, "--poll", a->poll, sizeof(a->poll), o->poll_ns);
 	if (o->verbose)
 		add(a, "-v");
 }

@@ -27,6 +27,7 @@ struct worker_opts {
 	uint64_t boot_timeout_ns;
 	uint64_t idle_ping_ns;	   /* the watchdog's PING interval */
 	uint64_t guest_timeout_ns; /* ...and how long its PONG may take */
+	uint64_t poll_ns;	   /* the loop's poll window; 0: none */
 	bool verbose;
 };
 

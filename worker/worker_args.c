@@ -26,6 +26,7 @@ enum {
 	OPT_BOOT_TIMEOUT,
 	OPT_IDLE_PING,
 	OPT_GUEST_TIMEOUT,
+	OPT_POLL,
 };
 
 static const struct option long_opts[] = {
@@ -41,6 +42,7 @@ static const struct option long_opts[] = {
     {"boot-timeout", required_argument, NULL, OPT_BOOT_TIMEOUT},
     {"idle-ping", required_argument, NULL, OPT_IDLE_PING},
     {"guest-timeout", required_argument, NULL, OPT_GUEST_TIMEOUT},
+    {"poll", required_argument, NULL, OPT_POLL},
     {NULL, 0, NULL, 0},
 };
 
@@ -92,6 +94,8 @@ static int take(struct worker_opts *o, int opt, const char *arg)
 		return nonzero_duration(arg, &o->idle_ping_ns);
 	case OPT_GUEST_TIMEOUT:
 		return nonzero_duration(arg, &o->guest_timeout_ns);
+	case OPT_POLL:
+		return parse_duration_ns(arg, &o->poll_ns);
 	}
 	return -EINVAL;
 }

@@ -69,6 +69,8 @@ static int setup_loop(struct worker *w)
 
 	if (err)
 		return err;
+	w->loop.poll_ns = w->o.poll_ns;
+
 	w->timer_fd =
 	    timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (w->timer_fd < 0) {
@@ -153,7 +155,7 @@ static void usage(void)
 			"--backend ns|kvm --image CPIO [--kernel VMLINUX] "
 			"[--mem BYTES] [--vcpus N] [--health-timeout DURATION] "
 			"[--boot-timeout DURATION] [--idle-ping DURATION] "
-			"[--guest-timeout DURATION] [-v]\n");
+			"[--guest-timeout DURATION] [--poll DURATION] [-v]\n");
 }
 
 /* Options, the pool and the loop; a failure here is permanent. */
