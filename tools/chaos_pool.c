@@ -114,7 +114,7 @@ static void add_kvm_limits(struct chaos *c, struct daemon_argv *a)
 {
 	if (!c->o.kvm)
 		return;
-	add2(a, "--mem", "128M");
+	add2(a, "--mem", "64M");
 	add2(a, "--idle-ping", "1s");
 	add2(a, "--guest-timeout", "3s");
 }
