@@ -16,6 +16,8 @@ static const struct {
     {"boot", bench_boot, "guest boot to READY, quiet next to full console"},
     {"kvm", bench_kvm,
      "agent guest boot, exec exits, files, next to QEMU microvm"},
+    {"kvm-soak", bench_soak,
+     "agent guest file uploads and read-backs until it dies, or QEMU's"},
     {"ns", bench_ns, "ns sandbox start to HELLO, next to bwrap true (cold)"},
     {"pool", bench_pool, "leases through vmpoold (ns), next to bwrap true"},
     {"suite", bench_suite,

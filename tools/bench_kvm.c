@@ -395,7 +395,7 @@ static const char *const qemu_opts[][2] = {
     {"-device", "virtconsole,chardev=agent"},
 };
 
-static void qemu_exec(const struct kvm_bench_opts *o, int chan)
+static void qemu_exec(const struct kvm_agent_paths *paths, int chan)
 {
 	const char *argv[2 * ARRAY_SIZE(qemu_opts) + 6];
 	size_t n = 0;
@@ -407,9 +407,9 @@ static void qemu_exec(const struct kvm_bench_opts *o, int chan)
 			argv[n++] = qemu_opts[i][1];
 	}
 	argv[n++] = "-kernel";
-	argv[n++] = o->paths.vmlinux;
+	argv[n++] = paths->vmlinux;
 	argv[n++] = "-initrd";
-	argv[n++] = o->paths.image;
+	argv[n++] = paths->image;
 	argv[n] = NULL;
 
 	if (dup2(chan, STDIN_FILENO) < 0 || dup2(chan, STDOUT_FILENO) < 0)
@@ -444,23 +444,36 @@ static void qemu_stop(struct qemu_vm *q)
 	q->client_ready = false;
 }
 
-static int qemu_boot(const struct kvm_bench_opts *o, struct qemu_vm *q,
-		     struct figures *f)
+pid_t bench_kvm_qemu_spawn(const struct kvm_agent_paths *paths, int *fd)
 {
-	uint64_t start = now_ns();
 	int sv[2], err;
+	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
 
-	q->pid = fork();
-	if (q->pid == 0)
-		qemu_exec(o, sv[1]);
-	err = q->pid < 0 ? -errno : 0;
+	pid = fork();
+	if (pid == 0)
+		qemu_exec(paths, sv[1]);
+	err = pid < 0 ? -errno : 0;
 	close(sv[1]);
-	q->fd = sv[0];
-	if (err)
+	if (err) {
+		close(sv[0]);
 		return err;
+	}
+	*fd = sv[0];
+	return pid;
+}
+
+static int qemu_boot(const struct kvm_bench_opts *o, struct qemu_vm *q,
+		     struct figures *f)
+{
+	uint64_t start = now_ns();
+	int err;
+
+	q->pid = bench_kvm_qemu_spawn(&o->paths, &q->fd);
+	if (q->pid < 0)
+		return q->pid;
 
 	err = proto_client_init(&q->c, q->fd);
 	q->client_ready = !err;

@@ -21,6 +21,7 @@ def targets(b):
                                "tools/bench_boot.c",
                                "tools/bench_worker.c",
                                "tools/bench_kvm.c",
+                               "tools/bench_soak.c",
                                "tools/bench_suite.c",
                                "tests/kvm_agent_guest.c"],
               deps=["vmpool", "backend", "ns", "proto", "virtio", "ioloop",
