@@ -7,7 +7,7 @@ def virtio_targets(b):
                          "kvm/virtio_console.c"])
     deps = ["virtio", "ioloop", "common"]
     for name in ("virtio_ring_test", "virtio_mmio_test",
-                 "virtio_console_test", "virtio_ioloop_test"):
+                 "virtio_console_test"):
         b.test(name, ["tests/%s.c" % name, "tests/virtio_guest.c"],
                deps=deps, libs=["uring"])
 
