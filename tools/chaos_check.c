@@ -43,13 +43,16 @@ void chaos_add_victim(struct chaos *c, enum chaos_kind kind, pid_t pid,
 
 	pthread_mutex_lock(&c->mu);
 	/* An armed worker that dies of another fault proves no point; nor
-	 * does a guest fault on a worker another fault reached first. */
+	 * does a panic in a worker another fault reached first. */
 	for (size_t i = 0; i < c->nvictims; i++) {
-		if (c->victims[i].pid != pid)
+		const struct chaos_victim *e = &c->victims[i];
+
+		if (e->pid != pid)
 			continue;
-		if (kind == CK_GUEST_PANIC)
+		if (kind == CK_GUEST_PANIC &&
+		    (e->kind != CK_FAULT_POINT || e->dead_ns))
 			v.killed_by_us = true;
-		else if (!c->victims[i].dead_ns)
+		else if (!e->dead_ns)
 			c->victims[i].killed_by_us = true;
 	}
 	if (c->nvictims == c->victims_cap) {
