@@ -34,8 +34,10 @@ static int lease(struct chaos *c, struct vmpool *pool, struct guest_lease *g)
 	struct vmpool_lease_info info;
 	int err = vmpool_acquire(pool, ACQUIRE_NS, &g->l);
 
-	if (err)
+	if (err) {
+		chaos_note(c, "no lease to break: %s", vmpool_error(pool));
 		return err;
+	}
 	vmpool_lease_info(g->l, &info);
 	g->rec = (struct chaos_lease){.slot = info.slot,
 				      .generation = info.generation,
