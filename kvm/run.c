@@ -16,6 +16,9 @@
 #define RFLAGS_IF     0x200
 /* How often a vCPU leaves KVM_RUN to see whether it halted for good. */
 #define HALT_CHECK_S 1
+/* Checks in a row that must find it halted with interrupts off: one
+ * look may catch a vCPU that something is about to wake. */
+#define HALT_CHECKS 3
 
 static void bump(uint64_t *v)
 {
@@ -219,7 +222,7 @@ static enum vm_end handle_exit(struct vcpu *c, char *why, size_t n)
 /* HLT with interrupts off: nothing but an NMI, which nobody sends here,
  * wakes the vCPU again. Linux halts so when told to power off on a
  * machine without ACPI, as ours is. */
-static bool halted_for_good(struct vcpu *c)
+static bool halted_irqs_off(struct vcpu *c)
 {
 	struct kvm_mp_state mp;
 	struct kvm_regs regs;
@@ -237,7 +240,8 @@ static enum vm_end run_failed(struct vcpu *c, int err, char *why, size_t n)
 	/* A kick, or any other signal: the loop checks whether to stop. */
 	if (err == EINTR || err == EAGAIN) {
 		bump(&c->counts.by_reason[KVM_EXIT_INTR]);
-		if (!halted_for_good(c))
+		c->halted_off = halted_irqs_off(c) ? c->halted_off + 1 : 0;
+		if (c->halted_off < HALT_CHECKS)
 			return VM_END_NONE;
 		snprintf(why, n,
 			 "vCPU %d halted with interrupts off at RIP "

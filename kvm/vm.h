@@ -77,6 +77,8 @@ struct vcpu {
 	bool joinable;
 	/* Written by this vCPU's thread only, read with relaxed atomics. */
 	struct vm_exit_counts counts;
+	/* Halt checks in a row that found it halted with interrupts off. */
+	unsigned halted_off;
 };
 
 struct vm {
