@@ -1,6 +1,7 @@
 /* vCPU creation and the register state for a direct 64-bit kernel entry. */
 #include "kvm/vcpu.h"
 
+#include <asm/kvm_para.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +96,9 @@ int vcpu_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
 }
 
 /* Tell the guest it runs on KVM so that it uses kvmclock and the other
- * paravirtual features the feature leaf offers. */
+ * paravirtual features the feature leaf offers, all but PV_UNHALT: with
+ * it, a vCPU waiting for a spinlock halts with interrupts off until
+ * another kicks it, which the exit loop would take for a power-off. */
 static void patch_cpuid_entry(struct kvm_cpuid_entry2 *e, int apic_id)
 {
 	static const char sig[12] = "KVMKVMKVM\0\0";
@@ -113,6 +116,9 @@ static void patch_cpuid_entry(struct kvm_cpuid_entry2 *e, int apic_id)
 		memcpy(&e->ebx, sig, 4);
 		memcpy(&e->ecx, sig + 4, 4);
 		memcpy(&e->edx, sig + 8, 4);
+		break;
+	case CPUID_KVM_FEAT:
+		e->eax &= ~(1u << KVM_FEATURE_PV_UNHALT);
 		break;
 	}
 }

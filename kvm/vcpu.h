@@ -10,9 +10,10 @@
 int vcpu_create(struct vm *vm, struct vcpu *c, int id);
 void vcpu_destroy(struct vcpu *c);
 
-/* CPUID (as supported by KVM, with the KVM signature leaf and this
- * vCPU's APIC id), MSRs, FPU and local APIC wiring; for vCPU 0 also the
- * 64-bit entry state: flat segments, identity paging, RIP and RSI. */
+/* CPUID (as supported by KVM, with the KVM signature leaf, without
+ * PV_UNHALT, and this vCPU's APIC id), MSRs, FPU and local APIC wiring;
+ * for vCPU 0 also the 64-bit entry state: flat segments, identity
+ * paging, RIP and RSI. */
 int vcpu_setup(struct vcpu *c, const struct kvm_cpuid2 *cpuid);
 
 /* Supported CPUID of the host's KVM, malloc'd. */
