@@ -14,6 +14,8 @@
 #define I8042_COMMAND 0x64
 #define I8042_RESET   0xfe
 #define RFLAGS_IF     0x200
+#define RESET_RIP     0xfff0
+#define CR0_PG	      0x80000000ull
 /* How often a vCPU leaves KVM_RUN to see whether it halted for good. */
 #define HALT_CHECK_S 1
 /* Checks in a row that must find it halted with interrupts off: one
@@ -159,18 +161,33 @@ static unsigned long long guest_rip(struct vcpu *c)
 	return regs.rip;
 }
 
+/* KVM on AMD puts a vCPU through INIT at a triple fault, before it
+ * reports one: what is left is the reset state, not the fault's. */
+static bool reset_state(const struct kvm_sregs *s, unsigned long long rip)
+{
+	return rip == RESET_RIP && !(s->cr0 & CR0_PG) && !s->cr3;
+}
+
 /* A triple fault: where the vCPU was and what it was paging, for the
  * report (a reboot=t guest also ends so after a panic). */
 static enum vm_end triple_fault(struct vcpu *c, char *why, size_t n)
 {
+	unsigned long long rip = guest_rip(c);
 	struct kvm_sregs sregs;
 
 	if (ioctl(c->fd, KVM_GET_SREGS, &sregs) < 0)
 		memset(&sregs, 0, sizeof(sregs));
+	if (reset_state(&sregs, rip)) {
+		snprintf(why, n,
+			 "vCPU %d shut down (triple fault); KVM reset it "
+			 "before reporting, so where it was is lost",
+			 c->id);
+		return VM_END_SHUTDOWN;
+	}
 	snprintf(why, n,
 		 "vCPU %d shut down (triple fault) at RIP %#llx, CR2 %#llx, "
 		 "CR3 %#llx",
-		 c->id, guest_rip(c), (unsigned long long)sregs.cr2,
+		 c->id, rip, (unsigned long long)sregs.cr2,
 		 (unsigned long long)sregs.cr3);
 	return VM_END_SHUTDOWN;
 }
