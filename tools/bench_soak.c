@@ -29,6 +29,8 @@
 #define DEFAULT_TIME  (600 * SEC)
 #define DEFAULT_LIMIT (120 * SEC)
 #define SMALL_FILE    (900ull << 10)
+#define SPIN_WATCH    (15 * SEC)
+#define SPIN_PINGS    20
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25 /* Linux 6.1 */
 #endif
@@ -36,7 +38,7 @@
 struct soak_opts {
 	uint64_t size, time_ns, limit_ns;
 	uint64_t rounds; /* round trips per boot; 0: one boot for all */
-	bool qemu, keep_going, collapse;
+	bool qemu, keep_going, collapse, spin;
 	int console_fd;
 	struct kvm_agent_paths paths;
 };
@@ -54,9 +56,40 @@ struct soak_count {
 	uint64_t boots, deaths, transfers, bytes, busy_ns;
 };
 
-/* A file of `size` bytes drawn from `seed`, FNV-1a hashed as it goes. */
+/* The QEMU peer has no watchdog of its own: a hang ends in SIGKILL. */
+static volatile pid_t alarm_victim;
+static volatile sig_atomic_t alarm_fired;
+
+static void on_alarm(int sig)
+{
+	alarm_fired = 1;
+	if (alarm_victim > 0)
+		kill(alarm_victim, SIGKILL);
+}
+
+static void arm(struct soak_vm *m, uint64_t ns)
+{
+	alarm_fired = 0;
+	if (m->g)
+		kvm_agent_guest_arm(m->g, ns);
+	else
+		alarm((ns + SEC - 1) / SEC);
+}
+
+static void disarm(struct soak_vm *m)
+{
+	if (m->g)
+		kvm_agent_guest_disarm(m->g);
+	else
+		alarm(0);
+}
+
+/* A file of `size` bytes drawn from `seed`, FNV-1a hashed as it goes;
+ * each piece moved gives the machine `limit_ns` more. */
 struct stream {
 	uint64_t off, size, seed, hash;
+	struct soak_vm *m;
+	uint64_t limit_ns;
 };
 
 static uint8_t pattern_byte(uint64_t off, uint64_t seed)
@@ -73,6 +106,7 @@ static void hash_bytes(struct stream *s, const uint8_t *p, size_t n)
 	for (size_t i = 0; i < n; i++)
 		s->hash = (s->hash ^ p[i]) * FNV_PRIME;
 	s->off += n;
+	arm(s->m, s->limit_ns);
 }
 
 static ssize_t pattern_source(void *arg, void *buf, size_t n)
@@ -91,31 +125,6 @@ static int hash_sink(void *arg, const void *p, size_t n)
 {
 	hash_bytes(arg, p, n);
 	return 0;
-}
-
-/* The QEMU peer has no watchdog of its own: a hang ends in SIGKILL. */
-static volatile pid_t alarm_victim;
-
-static void on_alarm(int sig)
-{
-	if (alarm_victim > 0)
-		kill(alarm_victim, SIGKILL);
-}
-
-static void arm(struct soak_vm *m, uint64_t ns)
-{
-	if (m->g)
-		kvm_agent_guest_arm(m->g, ns);
-	else
-		alarm((ns + SEC - 1) / SEC);
-}
-
-static void disarm(struct soak_vm *m)
-{
-	if (m->g)
-		kvm_agent_guest_disarm(m->g);
-	else
-		alarm(0);
 }
 
 static int qemu_start(const struct soak_opts *o, struct soak_vm *m)
@@ -184,12 +193,24 @@ static void count(struct soak_count *n, uint64_t bytes, uint64_t since)
 	n->busy_ns += now_ns() - since;
 }
 
-/* One upload of `size` bytes and its read-back, compared by hash. */
-static int round_trip(struct soak_vm *m, uint64_t size, uint64_t seed,
-		      struct soak_count *n)
+/* Odd rounds upload a file of about a static binary's size, even ones
+ * the full size: the sizes the end-to-end suite moves. */
+static uint64_t round_size(const struct soak_opts *o, uint64_t seed)
 {
-	struct stream out = {.size = size, .seed = seed, .hash = FNV_BASIS};
-	struct stream in = {.hash = FNV_BASIS};
+	return seed % 2 ? MIN(o->size, SMALL_FILE) : o->size;
+}
+
+/* One upload of `size` bytes and its read-back, compared by hash. */
+static int round_trip(const struct soak_opts *o, struct soak_vm *m,
+		      uint64_t seed, struct soak_count *n)
+{
+	uint64_t size = round_size(o, seed);
+	struct stream out = {.size = size,
+			     .seed = seed,
+			     .hash = FNV_BASIS,
+			     .m = m,
+			     .limit_ns = o->limit_ns};
+	struct stream in = {.hash = FNV_BASIS, .m = m, .limit_ns = o->limit_ns};
 	uint64_t done = 0, t = now_ns();
 	int err;
 
@@ -338,13 +359,6 @@ static void post_mortem(struct soak_vm *m)
 	       log + (n > CONSOLE_TAIL ? n - CONSOLE_TAIL : 0));
 }
 
-/* Odd rounds upload a file of about a static binary's size, even ones
- * the full size: the sizes the end-to-end suite moves. */
-static uint64_t round_size(const struct soak_opts *o, uint64_t seed)
-{
-	return seed % 2 ? MIN(o->size, SMALL_FILE) : o->size;
-}
-
 /* Round trips on one guest until its share is done, the time is up or
  * it dies. */
 static int soak_one(const struct soak_opts *o, struct soak_vm *m,
@@ -356,11 +370,60 @@ static int soak_one(const struct soak_opts *o, struct soak_vm *m,
 	while (!err && now_ns() - start < o->time_ns &&
 	       (!o->rounds || *seed - first < o->rounds)) {
 		arm(m, o->limit_ns);
-		err = round_trip(m, round_size(o, *seed), *seed, n);
+		err = round_trip(o, m, *seed, n);
 		disarm(m);
 		(*seed)++;
 	}
 	return err;
+}
+
+static ssize_t file_source(void *arg, void *buf, size_t n)
+{
+	size_t got = fread(buf, 1, n, arg);
+
+	return got || !ferror(arg) ? (ssize_t)got : -EIO;
+}
+
+static bool watchdog_fired(struct soak_vm *m)
+{
+	return m->g ? kvm_agent_guest_fired(m->g) : alarm_fired;
+}
+
+/* A task that takes the guest's only CPU for good: the agent must stop
+ * answering and the guest must stay up until the watchdog ends it. */
+static int spin_phase(const struct soak_opts *o, struct soak_vm *m)
+{
+	const char *argv[] = {"/tmp/spin &", NULL};
+	struct proto_exec_req req = {.argv = argv, .flags = PROTO_EXEC_SHELL};
+	FILE *f = fopen(o->paths.spin, "rb");
+	struct proto_exit ex;
+	uint64_t n;
+	int err;
+
+	if (!f)
+		return -errno;
+	err =
+	    proto_client_write(m->c, "/tmp/spin", 0755, 0, file_source, f, &n);
+	fclose(f);
+	if (!err)
+		err = proto_client_exec(m->c, &req, NULL, NULL, &ex);
+	if (err) {
+		pr_err("start the spinner: %s", strerror(-err));
+		return err;
+	}
+
+	/* It takes the CPU a second after its shell returns. */
+	for (int i = 0; !err && i < SPIN_PINGS; i++) {
+		usleep(500 * 1000);
+		arm(m, SPIN_WATCH);
+		err = proto_client_ping(m->c);
+		disarm(m);
+	}
+	if (watchdog_fired(m))
+		return 0;
+	pr_err("the guest died under the spinner: %s",
+	       err ? strerror(-err) : "it still answers");
+	return -EIO;
 }
 
 /* Huge pages built out of guest RAM while the guest runs, as khugepaged
@@ -408,6 +471,8 @@ static int one_boot(const struct soak_opts *o, uint64_t *seed, uint64_t start,
 		n->boots++;
 		err = soak_one(o, &m, seed, start, n);
 	}
+	if (!err && o->spin)
+		err = spin_phase(o, &m);
 	if (collapsing) {
 		__atomic_store_n(&k.stop, true, __ATOMIC_RELEASE);
 		pthread_join(k.thread, NULL);
@@ -437,30 +502,30 @@ static int soak(const struct soak_opts *o)
 
 static int usage(void)
 {
-	fprintf(stderr,
-		"usage: vmpool-bench kvm-soak [-s SIZE] [-r ROUNDS] "
-		"[-t DURATION] [-l LIMIT] [--qemu] [--console]\n"
-		"       [--keep-going] [--collapse]\n"
-		"Upload files to an agent guest and read them back, 900K and "
-		"SIZE (default\n16M) in turns, ROUNDS times (default 2) per "
-		"fresh boot, 0 for one boot\nonly, for DURATION (default 10m) "
-		"or until a guest dies; a transfer taking\nover LIMIT (default "
-		"2m) counts as a death.\n"
-		"--qemu runs the guest on QEMU -M microvm instead of our "
-		"VMM;\n--console copies our guest's console to stderr;\n"
-		"--keep-going boots a new guest after a death and counts "
-		"them;\n--collapse makes huge pages of our guest's RAM while "
-		"it runs.\n");
+	fprintf(
+	    stderr,
+	    "usage: vmpool-bench kvm-soak [-s SIZE] [-r ROUNDS] "
+	    "[-t DURATION] [-l LIMIT] [--qemu] [--console]\n"
+	    "       [--keep-going] [--collapse] [--spin]\n"
+	    "Upload files to an agent guest and read them back, 900K and "
+	    "SIZE (default\n16M) in turns, ROUNDS times (default 2) per "
+	    "fresh boot, 0 for one boot\nonly, for DURATION (default 10m) "
+	    "or until a guest dies; a transfer that\nmoves nothing for LIMIT "
+	    "(default 2m) counts as a death.\n"
+	    "--qemu runs the guest on QEMU -M microvm instead of our "
+	    "VMM;\n--console copies our guest's console to stderr;\n"
+	    "--keep-going boots a new guest after a death and counts "
+	    "them;\n--collapse makes huge pages of our guest's RAM while "
+	    "it runs.\n");
 	return 2;
 }
 
 static int parse(struct soak_opts *o, int argc, char **argv)
 {
-	static const struct option longs[] = {{"qemu", 0, NULL, 'Q'},
-					      {"console", 0, NULL, 'C'},
-					      {"keep-going", 0, NULL, 'k'},
-					      {"collapse", 0, NULL, 'H'},
-					      {NULL, 0, NULL, 0}};
+	static const struct option longs[] = {
+	    {"qemu", 0, NULL, 'Q'},	  {"console", 0, NULL, 'C'},
+	    {"keep-going", 0, NULL, 'k'}, {"collapse", 0, NULL, 'H'},
+	    {"spin", 0, NULL, 'S'},	  {NULL, 0, NULL, 0}};
 	int c;
 
 	*o = (struct soak_opts){.size = DEFAULT_SIZE,
@@ -487,6 +552,8 @@ static int parse(struct soak_opts *o, int argc, char **argv)
 			o->keep_going = true;
 		else if (c == 'H')
 			o->collapse = true;
+		else if (c == 'S')
+			o->spin = true;
 		else
 			return -EINVAL;
 	}
