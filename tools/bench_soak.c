@@ -516,7 +516,8 @@ static int usage(void)
 	    "VMM;\n--console copies our guest's console to stderr;\n"
 	    "--keep-going boots a new guest after a death and counts "
 	    "them;\n--collapse makes huge pages of our guest's RAM while "
-	    "it runs.\n");
+	    "it runs;\n--spin ends each boot with a task that takes the "
+	    "guest's CPU for good,\nwhich the watchdog must catch.\n");
 	return 2;
 }
 
