@@ -99,10 +99,13 @@ def rerun_failed_once(paths, results):
         return results
     again, _ = run_in_testhost([paths[i] for i in failed])
     for i, res in zip(failed, again or []):
-        word = "passed" if not res["failed"] else "failed again"
-        print("tests: FLAKY: %s failed in the test host, then %s in a "
-              "second boot (the first failure is logged above)"
-              % (paths[i], word), flush=True)
+        if res["failed"]:
+            print("tests: %s failed in the test host, and again in a "
+                  "second boot" % paths[i], flush=True)
+        else:
+            print("tests: FLAKY: %s failed in the test host, then passed "
+                  "in a second boot (the first failure is logged above)"
+                  % paths[i], flush=True)
         results[i] = res
     return results
 
