@@ -56,7 +56,9 @@ static const struct opt_def opt_defs[] = {
      "worker program (default: DIR/vmpool-worker)"},
     {"mem", OPT_SIZE, NUM(mem), 0, 0, "SIZE",
      "guest memory, e.g. 256M (default: 256M)"},
-    {"vcpus", OPT_U32, NUM(vcpus), 1, 64, "N", "vCPUs per guest (default: 1)"},
+    {"vcpus", OPT_U32, NUM(vcpus), 1, 64, "N",
+     "vCPUs per guest (default: 1); the built guest kernel is uniprocessor "
+     "and runs on the first only"},
     {"min_size", OPT_U32, NUM(min_size), 0, SHM_MAX_SLOTS, "N",
      "idle VMs kept warm in the background (default: 1)"},
     {"max_size", OPT_U32, NUM(max_size), 0, SHM_MAX_SLOTS, "N",

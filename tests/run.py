@@ -76,7 +76,7 @@ def run_in_testhost(paths):
             "%s --json=%s -j1 --verbose; " % (
                 p, shlex.quote(os.path.abspath(p)), shlex.quote(r))
             for p, r in zip(paths, reps))
-        cmd = [tool, "--share", TOP, "--timeout", "1500", "--",
+        cmd = [tool, "--share", TOP, "--timeout", "600", "--",
                "/bin/sh", "-c", script]
         rc = subprocess.run(cmd, stderr=subprocess.STDOUT).returncode
         results = []
