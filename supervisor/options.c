@@ -276,16 +276,36 @@ static int parse_file(struct sv_options *o, const char *path, char *err,
 	return rc;
 }
 
+/* One option: the flag, then its text wrapped at 79 columns from
+ * column HELP_COL, on the flag's line when it fits. */
+#define HELP_COL 30
+static void print_option(const char *flag, const char *help)
+{
+	int col = printf("  %s", flag);
+	const char *p = help;
+
+	while (*p) {
+		int len = (int)strcspn(p, " ");
+
+		if (col >= HELP_COL && col + 1 + len > 79)
+			col = printf("\n") - 1;
+		col += printf("%*s%.*s", col < HELP_COL ? HELP_COL - col : 1,
+			      "", len, p);
+		p += len;
+		p += strspn(p, " ");
+	}
+	printf("\n");
+}
+
 static void print_help(const char *prog)
 {
 	printf("Usage: %s [OPTION]...\n"
 	       "Keep a warm pool of microVMs and lease them to tenants on a "
-	       "unix socket.\n\n"
-	       "  --config FILE   read 'key = value' lines ('#' comments; keys "
-	       "as the\n"
-	       "                  flags below with '_' for '-'); flags "
-	       "override the file\n",
+	       "unix socket.\n\n",
 	       prog);
+	print_option("--config FILE",
+		     "read 'key = value' lines ('#' comments; keys as the "
+		     "flags below with '_' for '-'); flags override the file");
 	for (size_t i = 0; i < ARRAY_SIZE(opt_defs); i++) {
 		char flag[64];
 
@@ -298,11 +318,11 @@ static void print_help(const char *prog)
 		for (char *p = flag + 2; *p && *p != ' '; p++)
 			if (*p == '_')
 				*p = '-';
-		printf("  %-32s %s\n", flag, opt_defs[i].help);
+		print_option(flag, opt_defs[i].help);
 	}
-	printf("  -v, --verbose                    log every event (file: "
-	       "verbose = 1)\n"
-	       "  -h, --help                       this text\n\n"
+	print_option("-v, --verbose", "log every event (file: verbose = 1)");
+	print_option("-h, --help", "this text");
+	printf("\n"
 	       "SIGTERM or SIGINT drains the pool: no new leases, running ones "
 	       "finish\nwithin drain_grace, then every worker stops.\n\n"
 	       "Exit status: 0 after a drain, 1 on a runtime failure, 64 on a "
