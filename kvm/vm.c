@@ -179,7 +179,27 @@ static int open_vm(struct vm *vm)
 	return vm_ioctl(vm, KVM_CREATE_PIT2, (unsigned long)&pit);
 }
 
-/* Pages are not reserved up front: a guest only costs what it touches. */
+#define HUGE_PAGE (2ul << 20)
+
+/* size bytes of anonymous memory starting on a huge page boundary, so
+ * that guest and host huge pages line up; NULL with errno on failure. */
+static void *map_aligned(size_t size)
+{
+	size_t room = size + HUGE_PAGE;
+	uint8_t *p = mmap(NULL, room, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint8_t *at;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	at = (uint8_t *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
+	if (at > p)
+		munmap(p, at - p);
+	munmap(at + size, p + room - (at + size));
+	return at;
+}
+
+/* Pages are not reserved up front: a guest costs what it touches. */
 static int map_memory(struct vm *vm)
 {
 	struct kvm_userspace_memory_region region = {
@@ -187,13 +207,16 @@ static int map_memory(struct vm *vm)
 	    .guest_phys_addr = 0,
 	    .memory_size = vm->cfg.mem_size,
 	};
-	void *p = mmap(NULL, vm->cfg.mem_size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *p = map_aligned(vm->cfg.mem_size);
 
-	if (p == MAP_FAILED)
+	if (!p)
 		return -errno;
 	vm->mem.host = p;
 	vm->mem.size = vm->cfg.mem_size;
+	/* Huge pages from the first touch, as QEMU asks for its RAM: fewer
+	 * TLB misses, and khugepaged does not rebuild the guest's mappings
+	 * under it later. Only advice: a host without THP ignores it. */
+	madvise(p, vm->cfg.mem_size, MADV_HUGEPAGE);
 
 	region.userspace_addr = (uintptr_t)p;
 	return vm_ioctl(vm, KVM_SET_USER_MEMORY_REGION, (unsigned long)&region);
