@@ -96,6 +96,7 @@ struct bench_leases {
 	bool exec;
 	bool sleep;	   /* no spinning for answers (vmpool_set_spin 0) */
 	uint64_t hold_ns;  /* each lease is held this long before release */
+	uint64_t gap_ns;   /* and the next acquired this long after it */
 	struct bench_series *lease; /* acquire, hits only; or NULL */
 	struct bench_series *round; /* acquire + exec true + release */
 	size_t misses;

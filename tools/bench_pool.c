@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -222,6 +223,8 @@ static int one_lease(struct vmpool *p, struct bench_leases *lp)
 		nap_ms_ns(lp->hold_ns);
 	if (vmpool_release(l) && !r)
 		r = -ECONNRESET;
+	if (lp->gap_ns)
+		nap_ms_ns(lp->gap_ns);
 	if (!r && lp->round)
 		bench_series_add(lp->round, now_ns() - t0);
 	return r;
@@ -378,8 +381,55 @@ static int bwrap_series(struct bench_series *s, size_t runs)
 	return 0;
 }
 
+/* A pause after each release: the next acquire finds the connection
+ * back in vmpoold and vmpoold asleep, as a tenant arriving later does. */
+#define GAP_NS (1000 * 1000ull)
+
+/* The floor under any lease: one byte there and back between two
+ * processes over a unix socket, 1 ms apart, so the other side sleeps. */
+static void echo_child(int fd)
+{
+	char b;
+
+	while (read(fd, &b, 1) == 1)
+		if (write(fd, &b, 1) != 1)
+			break;
+	_exit(0);
+}
+
+static int socket_round_trips(struct bench_series *s, size_t runs)
+{
+	int sv[2], err = 0;
+	pid_t pid;
+	char b = 0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		echo_child(sv[1]);
+	}
+	close(sv[1]);
+	for (size_t i = 0; pid > 0 && i < runs && !err; i++) {
+		uint64_t t0 = now_ns();
+
+		if (write(sv[0], &b, 1) != 1 || read(sv[0], &b, 1) != 1)
+			err = -EPIPE;
+		else
+			bench_series_add(s, now_ns() - t0);
+		nap_ms_ns(GAP_NS);
+	}
+	close(sv[0]);
+	if (pid < 0)
+		return -errno;
+	waitpid(pid, NULL, 0);
+	return err;
+}
+
 enum {
 	S_HIT1,
+	S_HIT1_GAP,
 	S_HIT16,
 	S_HIT16_HOLD,
 	S_ROUND,
@@ -388,6 +438,7 @@ enum {
 	S_HIT16_HOLD_SLEEP,
 	S_ROUND_SLEEP,
 	S_BWRAP,
+	S_SOCKET,
 	S_COUNT
 };
 
@@ -426,6 +477,7 @@ static int measure(size_t runs, struct bench_series *s)
 {
 	struct bench_leases b[] = {
 	    {.runs = runs, .lease = &s[S_HIT1]},
+	    {.runs = runs, .lease = &s[S_HIT1_GAP], .gap_ns = GAP_NS},
 	    {.runs = runs, .lease = &s[S_HIT16]},
 	    {.runs = runs, .lease = &s[S_HIT16_HOLD], .hold_ns = HOLD_NS},
 	    {.runs = runs, .exec = true, .round = &s[S_ROUND]},
@@ -437,20 +489,22 @@ static int measure(size_t runs, struct bench_series *s)
 	    {.runs = runs, .exec = true, .round = &s[S_ROUND_SLEEP],
 	     .sleep = true},
 	};
-	static const size_t tenants[] = {1, CONCURRENT, CONCURRENT, 1,
-					 1, CONCURRENT, 1};
+	static const size_t tenants[] = {1, 1, CONCURRENT, CONCURRENT,
+					 1, 1, CONCURRENT, 1};
 	int err = 0;
 
 	for (size_t i = 0; i < ARRAY_SIZE(b) && !err; i++)
 		err = with_pool(&b[i], tenants[i], i == 0);
 	printf("misses / acquires answered VM lost: 1 tenant %zu / %zu, "
 	       "%d tenants %zu / %zu, exec loop %zu / %zu\n",
-	       b[0].misses, b[0].lost, CONCURRENT, b[1].misses, b[1].lost,
-	       b[3].misses, b[3].lost);
+	       b[0].misses, b[0].lost, CONCURRENT, b[2].misses, b[2].lost,
+	       b[4].misses, b[4].lost);
 	if (!err)
 		err = cold_misses(&s[S_COLD]);
 	if (!err)
 		err = bwrap_series(&s[S_BWRAP], COLD_RUNS);
+	if (!err)
+		err = socket_round_trips(&s[S_SOCKET], runs);
 	return err;
 }
 
@@ -468,6 +522,11 @@ static void report(struct bench_series *s)
 		       "%.1fx\n",
 		       bench_series_pct_us(&s[S_HIT1_SLEEP], 50) /
 			   bench_series_pct_us(&s[S_HIT1], 50));
+	if (s[S_HIT1_GAP].n && s[S_SOCKET].n)
+		printf("ratio hit 1 ms apart / unix socket round trip (p50): "
+		       "%.1fx\n",
+		       bench_series_pct_us(&s[S_HIT1_GAP], 50) /
+			   bench_series_pct_us(&s[S_SOCKET], 50));
 	if (s[S_COLD].n && s[S_HIT1].n)
 		printf("ratio cold miss / hit (p50): %.1fx\n",
 		       bench_series_pct_us(&s[S_COLD], 50) /
@@ -478,6 +537,7 @@ int bench_pool(int argc, char **argv)
 {
 	static const char *names[S_COUNT] = {
 	    "acquire hit, 1 tenant",
+	    "acquire hit, 1 tenant, 1 ms apart",
 	    "acquire hit, 16 tenants, no pause",
 	    "acquire hit, 16 x 10 ms held",
 	    "acquire + exec true + release",
@@ -486,6 +546,7 @@ int bench_pool(int argc, char **argv)
 	    "  not spinning: hit, 16 x 10 ms held",
 	    "  not spinning: acquire+exec+release",
 	    "bwrap true (cold)",
+	    "unix socket round trip, 1 ms apart",
 	};
 	struct bench_series s[S_COUNT];
 	size_t runs = DEFAULT_RUNS;
