@@ -134,6 +134,7 @@ struct chaos {
 	uint64_t guest_told, guest_untold, panics_logged;
 	char first_untold[240];
 	char first_wrong[240];
+	char first_hung[120];
 	char first_bad_tenant[240];
 	struct chaos_lease *leases;
 	size_t nleases, leases_cap;

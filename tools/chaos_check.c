@@ -266,11 +266,12 @@ void chaos_check_leases(struct chaos *c)
 	chaos_add_check(
 	    c, "requests_answered", !c->hung && !c->requests[CR_WRONG],
 	    "%llu answered (%llu with an error), %llu wrong, "
-	    "%llu hung%s%s",
+	    "%llu hung%s%s%s%s",
 	    (unsigned long long)answered, (unsigned long long)errors,
 	    (unsigned long long)c->requests[CR_WRONG],
 	    (unsigned long long)c->hung,
-	    c->first_wrong[0] ? "; first wrong: " : "", c->first_wrong);
+	    c->first_wrong[0] ? "; first wrong: " : "", c->first_wrong,
+	    c->first_hung[0] ? "; first hung: " : "", c->first_hung);
 	chaos_add_check(c, "bad_tenants_answered", !c->bad_tenant_unanswered,
 			"%llu tenants sending garbage got no answer%s%s",
 			(unsigned long long)c->bad_tenant_unanswered,

@@ -19,6 +19,7 @@ struct load_thread {
 	pthread_t tid;
 	struct vmpool *pool;
 	uint64_t busy_since; /* atomic; 0 when between requests */
+	const char *doing;   /* atomic; the pending request's name */
 	bool flagged;	     /* the pending request was counted hung */
 	uint64_t nleases;
 	bool joined;
@@ -70,8 +71,13 @@ static void count(struct load_thread *t, enum chaos_result res,
 			   chaos_result_name(res), msg);
 }
 
-static void busy(struct load_thread *t, bool on)
+/* A request named `what` is pending; NULL: none is. */
+static void busy(struct load_thread *t, const char *what)
 {
+	bool on = what != NULL;
+
+	if (on)
+		__atomic_store_n(&t->doing, what, __ATOMIC_RELAXED);
 	__atomic_store_n(&t->busy_since, on ? now_ns() : 0, __ATOMIC_RELEASE);
 	if (!on)
 		__atomic_store_n(&t->flagged, false, __ATOMIC_RELEASE);
@@ -81,7 +87,7 @@ static void busy(struct load_thread *t, bool on)
 static bool step_done(struct job *j, const char *what, int r, uint64_t sent,
 		      bool right, const char *wrong)
 {
-	busy(j->t, false);
+	busy(j->t, NULL);
 	if (r < 0) {
 		count(j->t, classify(vmpool_lease_error_code(j->l), r), what,
 		      vmpool_lease_error(j->l));
@@ -104,7 +110,7 @@ static bool check_clean(struct job *j)
 	uint64_t sent = now_ns();
 	int r;
 
-	busy(j->t, true);
+	busy(j->t, "exists");
 	r = vmpool_exists(j->l, MARK_PATH);
 	return step_done(j, "exists", r, sent, r == 0,
 			 "a file of an earlier tenant is in the VM");
@@ -115,7 +121,7 @@ static bool write_mark(struct job *j)
 	uint64_t sent = now_ns();
 	int r;
 
-	busy(j->t, true);
+	busy(j->t, "write");
 	r = vmpool_write_buf(j->l, MARK_PATH, 0, 0, j->marker,
 			     strlen(j->marker));
 	return step_done(j, "write", r, sent, true, "");
@@ -129,7 +135,7 @@ static bool read_mark(struct job *j)
 	bool same;
 	int r;
 
-	busy(j->t, true);
+	busy(j->t, "read");
 	r = vmpool_read_buf(j->l, MARK_PATH, &data, &len);
 	same =
 	    r == 0 && len == strlen(j->marker) && !memcmp(data, j->marker, len);
@@ -168,7 +174,7 @@ static bool exec_echo(struct job *j)
 
 	snprintf(line, sizeof(line), "echo '%s'; cat %s", j->marker, MARK_PATH);
 	snprintf(want, sizeof(want), "%s\n%s", j->marker, j->marker);
-	busy(j->t, true);
+	busy(j->t, "exec");
 	r = vmpool_exec(j->l, &x, &res);
 	return step_done(
 	    j, "exec", r, sent,
@@ -202,9 +208,9 @@ static void end_lease(struct job *j)
 		vmpool_release(j->l);
 		return;
 	}
-	busy(j->t, true);
+	busy(j->t, "release");
 	r = vmpool_release(j->l);
-	busy(j->t, false);
+	busy(j->t, NULL);
 	if (r < 0)
 		count(j->t, classify(0, r), "release", strerror(-r));
 	else
@@ -217,9 +223,9 @@ static void one_lease(struct load_thread *t)
 	struct job j = {.t = t};
 	int r;
 
-	busy(t, true);
+	busy(t, "acquire");
 	r = vmpool_acquire(t->pool, ACQUIRE_TIMEOUT_NS, &j.l);
-	busy(t, false);
+	busy(t, NULL);
 	if (r < 0) {
 		count(t, classify(vmpool_error_code(t->pool), r), "acquire",
 		      vmpool_error(t->pool));
@@ -327,6 +333,11 @@ void chaos_load_watch(struct chaos *c, uint64_t now)
 			continue;
 		pthread_mutex_lock(&c->mu);
 		c->hung++;
+		if (!c->first_hung[0])
+			snprintf(c->first_hung, sizeof(c->first_hung),
+				 "tenant %d's %s, %.1f s into the run", i,
+				 __atomic_load_n(&t->doing, __ATOMIC_RELAXED),
+				 (since - c->t_start) / 1e9);
 		pthread_mutex_unlock(&c->mu);
 		chaos_note(c, "tenant %d: a request has waited %llu s", i,
 			   (unsigned long long)(c->o.hang_ns / 1000000000));
