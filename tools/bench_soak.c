@@ -568,6 +568,8 @@ int bench_soak(int argc, char **argv)
 
 	if (parse(&o, argc, argv))
 		return usage();
+	/* A guest that dies mid-transfer must not take us with it. */
+	signal(SIGPIPE, SIG_IGN);
 	if (!kvm_agent_host_ok(why, sizeof(why))) {
 		pr_err("needs hardware KVM (run it in vmpool-testhost): %s",
 		       why);
