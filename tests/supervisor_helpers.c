@@ -166,12 +166,17 @@ void daemon_start(struct daemon *d, const char *const *args)
 	d->pid = spawn(argv, d->log);
 	rc = wait_socket(d, 10000);
 	if (rc) {
-		char *log = slurp(d->log);
-
-		cr_log_error("vmpoold log:\n%s", log);
-		free(log);
+		daemon_show_log(d);
 		cr_assert_fail("vmpoold did not start: %s", strerror(-rc));
 	}
+}
+
+void daemon_show_log(const struct daemon *d)
+{
+	char *log = slurp(d->log);
+
+	cr_log_error("vmpoold log:\n%s", log);
+	free(log);
 }
 
 int daemon_wait(struct daemon *d, int timeout_ms)

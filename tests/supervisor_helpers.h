@@ -35,6 +35,8 @@ void daemon_start(struct daemon *d, const char *const *args);
 int daemon_wait(struct daemon *d, int timeout_ms);
 /* SIGKILL it if still running, remove what it left. */
 void daemon_stop(struct daemon *d);
+/* Its log (the first 64 KiB) into the test's output, to say why. */
+void daemon_show_log(const struct daemon *d);
 /* Does its log hold `text`? */
 bool daemon_log_has(const struct daemon *d, const char *text);
 /* Wait (bounded) until its log holds `text`. */

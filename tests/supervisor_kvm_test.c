@@ -1,6 +1,5 @@
 /* vmpoold on real KVM: leases served by VMs, run where KVM is hardware. */
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -28,24 +27,6 @@ static void setup(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* The end of vmpoold's log, which says why a VM went away. */
-static void show_log_tail(const struct daemon *dm)
-{
-	char buf[2048];
-	int fd = open(dm->log, O_RDONLY | O_CLOEXEC);
-	off_t end = fd < 0 ? 0 : lseek(fd, 0, SEEK_END);
-	ssize_t n;
-
-	if (fd < 0)
-		return;
-	n = pread(fd, buf, sizeof(buf) - 1,
-		  end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1
-					       : 0);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	cr_log_info("vmpoold's log ends:\n%s", buf);
-}
-
 static void teardown(void)
 {
 	daemon_stop(&d);
@@ -68,7 +49,7 @@ Test(vmpoold_kvm, serves_a_lease_from_a_warm_vm)
 	cr_assert_eq(tenant_acquire(&c, 0, &hit), 0, "%s", c.err_msg);
 	cr_expect(hit);
 	if (proto_client_ping(&c)) {
-		show_log_tail(&d);
+		daemon_show_log(&d);
 		cr_assert_fail("the leased VM does not answer a ping: %s",
 			       c.err_msg);
 	}
