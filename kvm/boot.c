@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "kvm/mptable.h"
 
 _Static_assert(sizeof(struct boot_params) == 4096, "zero page is a page");
 
@@ -399,6 +400,7 @@ int boot_write_setup(const struct guest_mem *mem, const char *cmdline,
 	    .initrd_gpa = initrd_gpa,
 	    .initrd_size = initrd_size,
 	};
+	int err;
 
 	if (clen > BOOT_CMDLINE_SIZE)
 		return -E2BIG;
@@ -411,5 +413,7 @@ int boot_write_setup(const struct guest_mem *mem, const char *cmdline,
 	write_page_tables(guest_mem_ptr(mem, BOOT_PML4, PAGE_SIZE),
 			  guest_mem_ptr(mem, BOOT_PDPT, PAGE_SIZE),
 			  guest_mem_ptr(mem, BOOT_PD, 4 * PAGE_SIZE));
-	return 0;
+	err = mptable_write(guest_mem_ptr(mem, BOOT_EBDA, MPTABLE_MAX_SIZE),
+			    MPTABLE_MAX_SIZE, BOOT_EBDA);
+	return err < 0 ? err : 0;
 }

@@ -73,8 +73,8 @@ int boot_load_initrd(int fd, const struct guest_mem *mem, uint64_t kernel_end,
  * fields of the boot protocol. */
 void boot_fill_params(struct boot_params *bp, const struct boot_layout *l);
 
-/* Write the command line, zero page, GDT and identity page tables into
- * guest RAM. -E2BIG for a command line over BOOT_CMDLINE_SIZE. */
+/* Write the command line, zero page, GDT, identity page tables and the
+ * MP table (at BOOT_EBDA, see mptable.h) into guest RAM. -E2BIG for a command line over BOOT_CMDLINE_SIZE. */
 int boot_write_setup(const struct guest_mem *mem, const char *cmdline,
 		     uint64_t initrd_gpa, uint64_t initrd_size);
 

@@ -15,6 +15,7 @@ def virtio_targets(b):
 # --- vmm: VM, vCPUs, boot, UART, exit loop ---
 def vmm_targets(b):
     b.library("vmm", ["kvm/host.c", "kvm/uart.c", "kvm/boot.c",
+                      "kvm/mptable.c",
                       "kvm/vcpu.c", "kvm/run.c", "kvm/vm.c"])
     deps = ["vmm", "common"]
     b.program("vmpool-vm", ["kvm/vmpool_vm.c"], deps=deps)

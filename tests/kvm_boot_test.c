@@ -1,5 +1,5 @@
-/* Tests of the guest loader: ELF checks, initramfs placement, zero page
- * and entry tables, all without a VM. */
+/* Tests of the guest loader: ELF checks, initramfs placement, zero page,
+ * MP table and entry tables, all without a VM. */
 #include <asm/bootparam.h>
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -324,4 +324,58 @@ Test(boot, command_line_over_the_kernel_limit_is_refused)
 	cr_assert_eq(boot_write_setup(&mem, line, 0, 0), -E2BIG);
 	line[BOOT_CMDLINE_SIZE - 1] = '\0';
 	cr_assert_eq(boot_write_setup(&mem, line, 0, 0), 0);
+}
+
+static uint8_t byte_sum(const uint8_t *p, size_t len)
+{
+	uint8_t sum = 0;
+
+	while (len--)
+		sum += *p++;
+	return sum;
+}
+
+/* What the guest kernel checks before it trusts an MP table. */
+Test(boot, mp_table_is_found_where_the_kernel_scans_and_sums_to_zero)
+{
+	const uint8_t *mpf = (uint8_t *)mem.host + BOOT_EBDA;
+	const uint8_t *cfg;
+	uint32_t at;
+	uint16_t len;
+
+	cr_assert_eq(boot_write_setup(&mem, "console=ttyS0", 0, 0), 0);
+	cr_assert_eq(memcmp(mpf, "_MP_", 4), 0);
+	cr_assert_eq(byte_sum(mpf, 16), 0);
+	cr_assert_eq(mpf[8], 1, "length in 16-byte units");
+	memcpy(&at, mpf + 4, 4);
+	cr_assert(at > BOOT_EBDA && at < 0xa0000, "table in the EBDA");
+
+	cfg = (uint8_t *)mem.host + at;
+	memcpy(&len, cfg + 4, 2);
+	cr_assert_eq(memcmp(cfg, "PCMP", 4), 0);
+	cr_assert_leq(at + len, 0xa0000u);
+	cr_assert_eq(byte_sum(cfg, len), 0);
+}
+
+/* Entry counts by type: 1 CPU, 1 bus, 1 IOAPIC, 15 ISA lines, 2 LINTs. */
+Test(boot, mp_table_lists_cpu_bus_ioapic_and_interrupts)
+{
+	const uint8_t *cfg = (uint8_t *)mem.host + BOOT_EBDA + 16;
+	static const size_t size[] = {20, 8, 8, 8, 8};
+	unsigned count[5] = {0};
+	uint16_t entries;
+	size_t off = 44;
+
+	cr_assert_eq(boot_write_setup(&mem, "console=ttyS0", 0, 0), 0);
+	memcpy(&entries, cfg + 34, 2);
+	for (unsigned i = 0; i < entries; i++) {
+		cr_assert_lt(cfg[off], 5, "entry %u type %u", i, cfg[off]);
+		count[cfg[off]]++;
+		off += size[cfg[off]];
+	}
+	cr_assert_eq(count[0], 1);
+	cr_assert_eq(count[1], 1);
+	cr_assert_eq(count[2], 1);
+	cr_assert_eq(count[3], 15);
+	cr_assert_eq(count[4], 2);
 }
