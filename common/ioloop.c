@@ -345,9 +345,9 @@ static int wait_cq(struct ioloop *loop)
 	}
 
 	if (io_uring_cq_ready(&loop->ring))
-		ret = io_uring_submit(&loop->ring);
-	else
-		ret = io_uring_submit_and_wait(&loop->ring, 1);
+		return real_error(io_uring_submit(&loop->ring));
+	ret = io_uring_submit_and_wait(&loop->ring, 1);
+	loop->woken_by_one = io_uring_cq_ready(&loop->ring) == 1;
 	return real_error(ret);
 }
 
@@ -365,7 +365,10 @@ static int look(struct ioloop *loop)
 
 int ioloop_run_once(struct ioloop *loop, bool wait)
 {
-	int ret = wait ? wait_cq(loop) : look(loop);
+	int ret;
+
+	loop->woken_by_one = false;
+	ret = wait ? wait_cq(loop) : look(loop);
 
 	if (ret < 0)
 		return ret;

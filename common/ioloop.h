@@ -43,6 +43,9 @@ struct ioloop {
 	uint64_t poll_ns;
 	uint64_t poll_until;
 	struct spin_budget spin;
+	/* The last wait found nothing ready, slept, and woke to one
+	 * completion (ioloop_woken_by_one). */
+	bool woken_by_one;
 };
 
 /* Set up a ring with room for `entries` requests (rounded up by the
@@ -106,6 +109,15 @@ int ioloop_run(struct ioloop *loop);
  * `wait` is true (within the poll window, by polling first); returns
  * how many completions ran, or -errno. */
 int ioloop_run_once(struct ioloop *loop, bool wait);
+
+/* Whether the completions now running are one alone, which woke the
+ * thread from sleep (not found ready, nor by polling). A thread woken
+ * by a request mostly runs on the requester's CPU, which the requester
+ * then waits to get back. */
+static inline bool ioloop_woken_by_one(const struct ioloop *loop)
+{
+	return loop->woken_by_one;
+}
 
 /* Make ioloop_run return soon. Safe from any thread or signal handler. */
 void ioloop_stop(struct ioloop *loop);

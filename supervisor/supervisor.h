@@ -84,6 +84,7 @@ struct sv_tenant {
 	struct ioloop_op read_op;
 	uint32_t acquire_id;	  /* the ACQUIRE's request id */
 	uint64_t t0;		  /* when ACQUIRE was read */
+	bool lone;		  /* no other ACQUIRE shortly before */
 	uint64_t deadline;	  /* parked: NO_CAPACITY after this */
 	struct sv_worker *worker; /* parked on */
 	struct sv_tenant *next;
@@ -111,6 +112,7 @@ struct sv {
 	char permfail_why[200];
 	unsigned respawns_due;
 	uint64_t short_since; /* since when idle VMs are short; 0: not */
+	uint64_t last_acquire_ns;
 
 	bool draining;
 	uint64_t drain_deadline;

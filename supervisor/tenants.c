@@ -1,5 +1,6 @@
 /* Tenant connections before their lease: frames, STATS, WARM, ACQUIRE. */
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,8 @@
 #define REPLY_MAX     4096
 #define ACQUIRE_TRIES 3
 #define MAX_WAIT_NS   (3600ull * 1000000000)
+/* An ACQUIRE this long after the one before comes from a quiet pool. */
+#define LONE_NS (200 * 1000ull)
 
 static int send_frame(int fd, const void *buf, long len)
 {
@@ -315,7 +318,10 @@ static void send_leased(struct sv_tenant *t, uint32_t slot, uint32_t gen)
 
 /* The tenant hears of a hit before the worker does: waking the worker
  * costs vmpoold more than the rest of the hit, and the tenant's next
- * request waits in the socket until the worker reads it. A worker that
+ * request waits in the socket until the worker reads it. A lone tenant
+ * whose ACQUIRE woke vmpoold mostly shares its CPU, and would wait out
+ * that wakeup too: vmpoold first lets it run. (With other tenants
+ * about, yielding would put vmpoold behind all of them.) A worker that
  * cannot take the connection has died: the tenant sees it closed, as
  * after any worker death. 1, or -errno to close the connection. */
 static int hand_hit(struct sv_tenant *t, struct sv_worker *w, uint32_t slot)
@@ -324,6 +330,8 @@ static int hand_hit(struct sv_tenant *t, struct sv_worker *w, uint32_t slot)
 	int rc;
 
 	send_leased(t, slot, gen);
+	if (t->lone && ioloop_woken_by_one(&t->sv->loop))
+		sched_yield();
 	rc = sv_worker_lease(w, t->fd, t->uid, t->acquire_id, t->t0,
 			     CTL_LEASE_ANSWERED, gen);
 	if (rc) {
@@ -377,6 +385,8 @@ static int do_acquire(struct sv_tenant *t, const struct proto_frame *f)
 
 	t->acquire_id = f->id;
 	t->t0 = now_ns();
+	t->lone = t->t0 - t->sv->last_acquire_ns > LONE_NS;
+	t->sv->last_acquire_ns = t->t0;
 	if (!timeout)
 		timeout = t->sv->opt.acquire_timeout_ns;
 	return try_acquire(t, MIN(timeout, MAX_WAIT_NS));

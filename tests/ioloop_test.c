@@ -328,3 +328,52 @@ Test(ioloop, loop_with_a_poll_window_still_sleeps_until_stopped)
 	pthread_join(t, NULL);
 	close(efd);
 }
+
+struct woken {
+	int calls;
+	bool by_one;
+};
+
+static void note_woken(struct ioloop_op *op, int res, unsigned flags)
+{
+	struct woken *w = op->opaque;
+	uint64_t v;
+
+	(void)flags;
+	w->calls++;
+	w->by_one = ioloop_woken_by_one(&loop);
+	if (res > 0)
+		cr_assert_eq(read(op->fd, &v, sizeof(v)), sizeof(v));
+}
+
+static void *poke_later(void *arg)
+{
+	usleep(20 * 1000);
+	poke(*(int *)arg);
+	return NULL;
+}
+
+Test(ioloop, woken_by_one_only_when_a_lone_completion_ended_a_sleep)
+{
+	int a = eventfd(0, EFD_NONBLOCK), b = eventfd(0, EFD_NONBLOCK);
+	struct woken wa = {0}, wb = {0};
+	struct ioloop_op oa = {.done = note_woken, .opaque = &wa, .fd = a};
+	struct ioloop_op ob = {.done = note_woken, .opaque = &wb, .fd = b};
+	pthread_t t;
+
+	cr_assert_eq(ioloop_poll(&loop, &oa, a, POLLIN), 0);
+	cr_assert_eq(ioloop_poll(&loop, &ob, b, POLLIN), 0);
+	poke(a);
+	poke(b);
+	while (wa.calls + wb.calls < 2)
+		cr_assert_geq(ioloop_run_once(&loop, true), 0);
+	cr_assert(!wa.by_one && !wb.by_one);
+
+	cr_assert_eq(pthread_create(&t, NULL, poke_later, &a), 0);
+	while (wa.calls < 2)
+		cr_assert_geq(ioloop_run_once(&loop, true), 0);
+	pthread_join(t, NULL);
+	cr_assert(wa.by_one);
+	close(a);
+	close(b);
+}

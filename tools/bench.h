@@ -98,6 +98,7 @@ struct bench_leases {
 	uint64_t hold_ns;  /* each lease is held this long before release */
 	uint64_t gap_ns;   /* and the next acquired this long after it */
 	struct bench_series *lease; /* acquire, hits only; or NULL */
+	struct bench_series *inside; /* vmpoold's part of each hit, or NULL */
 	struct bench_series *round; /* acquire + exec true + release */
 	size_t misses;
 	size_t lost; /* acquires answered "VM lost", retried */

@@ -217,6 +217,8 @@ static int one_lease(struct vmpool *p, struct bench_leases *lp)
 		lp->misses++;
 	else if (lp->lease)
 		bench_series_add(lp->lease, t1 - t0);
+	if (info.hit && lp->inside)
+		bench_series_add(lp->inside, info.wait_ns);
 
 	r = lp->exec ? bench_exec_true(l) : 0;
 	if (lp->hold_ns)
@@ -439,6 +441,7 @@ enum {
 	S_ROUND_SLEEP,
 	S_BWRAP,
 	S_SOCKET,
+	S_HIT1_GAP_INSIDE,
 	S_COUNT
 };
 
@@ -477,7 +480,10 @@ static int measure(size_t runs, struct bench_series *s)
 {
 	struct bench_leases b[] = {
 	    {.runs = runs, .lease = &s[S_HIT1]},
-	    {.runs = runs, .lease = &s[S_HIT1_GAP], .gap_ns = GAP_NS},
+	    {.runs = runs,
+	     .lease = &s[S_HIT1_GAP],
+	     .inside = &s[S_HIT1_GAP_INSIDE],
+	     .gap_ns = GAP_NS},
 	    {.runs = runs, .lease = &s[S_HIT16]},
 	    {.runs = runs, .lease = &s[S_HIT16_HOLD], .hold_ns = HOLD_NS},
 	    {.runs = runs, .exec = true, .round = &s[S_ROUND]},
@@ -547,6 +553,7 @@ int bench_pool(int argc, char **argv)
 	    "  not spinning: acquire+exec+release",
 	    "bwrap true (cold)",
 	    "unix socket round trip, 1 ms apart",
+	    "  in vmpoold: hit, 1 ms apart",
 	};
 	struct bench_series s[S_COUNT];
 	size_t runs = DEFAULT_RUNS;
