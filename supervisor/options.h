@@ -38,6 +38,7 @@ struct sv_options {
 	uint64_t idle_ping_ns;	    /* 0: the worker's default */
 	uint64_t guest_timeout_ns;  /* 0: the worker's default */
 	uint64_t poll_ns;	    /* the loop's poll window */
+	uint32_t worker_nice;	    /* added to vmpoold's nice in workers */
 	uint32_t verbose;	    /* 0: info, 1+: debug */
 	/* "K=V" added to each worker's environment (tests arm faults). */
 	char *worker_env[SV_MAX_WORKER_ENV];

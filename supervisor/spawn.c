@@ -95,6 +95,9 @@ exec_worker(const struct sv_options *o, uint32_t slot, int ctl_fd, pid_t parent)
 
 	if (fcntl(ctl_fd, F_SETFD, 0) < 0)
 		_exit(WORKER_EXIT_TEMPFAIL);
+	errno = 0;
+	if (nice((int)o->worker_nice) == -1 && errno)
+		_exit(WORKER_EXIT_TEMPFAIL);
 
 	for (int i = 0; i < o->nworker_env; i++)
 		putenv(o->worker_env[i]);

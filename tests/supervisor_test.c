@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -156,6 +157,21 @@ Test(vmpoold, keeps_min_size_warm_from_the_start)
 	cr_assert_eq(wait_for_state(d.name, SLOT_IDLE, 2, BOOT_WAIT_MS), 2);
 	assert_pool_sound(d.name);
 	cr_expect(daemon_log_has(&d, "KVM:"), "startup names the KVM found");
+}
+
+Test(vmpoold, workers_run_nicer_than_vmpoold_by_worker_nice)
+{
+	const char *args[] = {"--min-size", "1", "--worker-nice", "7", NULL};
+	pid_t pid;
+
+	daemon_start(&d, args);
+	cr_assert_eq(wait_for_state(d.name, SLOT_IDLE, 1, BOOT_WAIT_MS), 1);
+	pid = pool_pid_in(d.name, SLOT_IDLE);
+	cr_assert_gt(pid, 0);
+	errno = 0;
+	cr_expect_eq(getpriority(PRIO_PROCESS, pid),
+		     getpriority(PRIO_PROCESS, d.pid) + 7);
+	cr_expect_eq(errno, 0);
 }
 
 Test(vmpoold, acquire_hit_leases_a_warm_vm_and_replenishes)
