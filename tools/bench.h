@@ -62,6 +62,12 @@ double bench_series_pct_us(struct bench_series *s, unsigned p);
  * sample at p. */
 uint64_t bench_pct_ns(uint64_t *ns, size_t n, unsigned p);
 
+/* Round trips of one byte between `clients` threads, each on its own
+ * unix socket, and one process polling them all, gap_ns apart per
+ * client: the floor under leases (bench_peer.c). 0 or -errno. */
+int bench_socket_round_trips(struct bench_series *s, size_t runs,
+			     size_t clients, uint64_t gap_ns);
+
 /* A vmpoold of our own: private name and socket in a temp dir. */
 #define BENCH_DAEMON_ARGS 32
 struct bench_daemon {

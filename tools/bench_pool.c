@@ -387,48 +387,6 @@ static int bwrap_series(struct bench_series *s, size_t runs)
  * back in vmpoold and vmpoold asleep, as a tenant arriving later does. */
 #define GAP_NS (1000 * 1000ull)
 
-/* The floor under any lease: one byte there and back between two
- * processes over a unix socket, 1 ms apart, so the other side sleeps. */
-static void echo_child(int fd)
-{
-	char b;
-
-	while (read(fd, &b, 1) == 1)
-		if (write(fd, &b, 1) != 1)
-			break;
-	_exit(0);
-}
-
-static int socket_round_trips(struct bench_series *s, size_t runs)
-{
-	int sv[2], err = 0;
-	pid_t pid;
-	char b = 0;
-
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return -errno;
-	pid = fork();
-	if (pid == 0) {
-		close(sv[0]);
-		echo_child(sv[1]);
-	}
-	close(sv[1]);
-	for (size_t i = 0; pid > 0 && i < runs && !err; i++) {
-		uint64_t t0 = now_ns();
-
-		if (write(sv[0], &b, 1) != 1 || read(sv[0], &b, 1) != 1)
-			err = -EPIPE;
-		else
-			bench_series_add(s, now_ns() - t0);
-		nap_ms_ns(GAP_NS);
-	}
-	close(sv[0]);
-	if (pid < 0)
-		return -errno;
-	waitpid(pid, NULL, 0);
-	return err;
-}
-
 enum {
 	S_HIT1,
 	S_HIT1_GAP,
@@ -441,6 +399,7 @@ enum {
 	S_ROUND_SLEEP,
 	S_BWRAP,
 	S_SOCKET,
+	S_SOCKET16,
 	S_HIT1_GAP_INSIDE,
 	S_COUNT
 };
@@ -510,7 +469,10 @@ static int measure(size_t runs, struct bench_series *s)
 	if (!err)
 		err = bwrap_series(&s[S_BWRAP], COLD_RUNS);
 	if (!err)
-		err = socket_round_trips(&s[S_SOCKET], runs);
+		err = bench_socket_round_trips(&s[S_SOCKET], runs, 1, GAP_NS);
+	if (!err)
+		err = bench_socket_round_trips(&s[S_SOCKET16], runs, CONCURRENT,
+					       HOLD_NS);
 	return err;
 }
 
@@ -533,6 +495,11 @@ static void report(struct bench_series *s)
 		       "%.1fx\n",
 		       bench_series_pct_us(&s[S_HIT1_GAP], 50) /
 			   bench_series_pct_us(&s[S_SOCKET], 50));
+	if (s[S_HIT16_HOLD].n && s[S_SOCKET16].n)
+		printf("ratio hit 16 x 10 ms held / unix socket round trip, "
+		       "16 x 10 ms (p50): %.1fx\n",
+		       bench_series_pct_us(&s[S_HIT16_HOLD], 50) /
+			   bench_series_pct_us(&s[S_SOCKET16], 50));
 	if (s[S_COLD].n && s[S_HIT1].n)
 		printf("ratio cold miss / hit (p50): %.1fx\n",
 		       bench_series_pct_us(&s[S_COLD], 50) /
@@ -553,6 +520,7 @@ int bench_pool(int argc, char **argv)
 	    "  not spinning: acquire+exec+release",
 	    "bwrap true (cold)",
 	    "unix socket round trip, 1 ms apart",
+	    "unix socket round trip, 16 x 10 ms",
 	    "  in vmpoold: hit, 1 ms apart",
 	};
 	struct bench_series s[S_COUNT];

@@ -16,6 +16,7 @@ def targets(b):
     b.program("vmpool-bench", ["tools/bench.c", "tools/bench_agent.c",
                                "tools/bench_ns.c",
                                "tools/bench_pool.c",
+                               "tools/bench_peer.c",
                                "tools/bench_virtio.c",
                                "tools/bench_shm.c",
                                "tools/bench_boot.c",
