@@ -101,6 +101,7 @@ struct bench_leases {
 	uint64_t limit_ns; /* per tenant; 0: 30 s */
 	bool exec;
 	bool sleep;	   /* no spinning for answers (vmpool_set_spin 0) */
+	bool no_checks;	   /* the pool runs no health checks */
 	uint64_t hold_ns;  /* each lease is held this long before release */
 	uint64_t gap_ns;   /* and the next acquired this long after it */
 	struct bench_series *lease; /* acquire, hits only; or NULL */

@@ -154,12 +154,21 @@ int bench_daemon_start(struct bench_daemon *d, const char *const *args)
 
 /* An ns pool of its own with min_size warm VMs. */
 static int daemon_start(struct bench_daemon *d, const char *min,
-			const char *max, const char *poll)
+			const char *max, const char *poll, const char *checks)
 {
-	const char *args[] = {"--backend",   "ns",	   "--min-size",
-			      min,	     "--max-size", max,
-			      "--max-total", "64",	   "--poll",
-			      poll,	     NULL};
+	const char *args[] = {"--backend",
+			      "ns",
+			      "--min-size",
+			      min,
+			      "--max-size",
+			      max,
+			      "--max-total",
+			      "64",
+			      "--poll",
+			      poll,
+			      "--health-check-interval",
+			      checks,
+			      NULL};
 
 	return bench_daemon_start(d, args);
 }
@@ -349,7 +358,7 @@ static int cold_misses(struct bench_series *s)
 	struct bench_daemon d = {0};
 	struct vmpool *p = NULL;
 	size_t n = 0;
-	int err = daemon_start(&d, "0", "4", "50us");
+	int err = daemon_start(&d, "0", "4", "50us", "10");
 
 	if (!err)
 		err = vmpool_connect(d.sock, &p);
@@ -402,6 +411,7 @@ enum {
 	S_SOCKET16,
 	S_SOCKET16_NOW,
 	S_HIT1_GAP_INSIDE,
+	S_HIT1_NO_CHECKS,
 	S_COUNT
 };
 
@@ -414,7 +424,8 @@ static int with_pool(struct bench_leases *lp, size_t tenants, bool rss)
 {
 	struct bench_daemon d = {0};
 	struct vmpool *p;
-	int err = daemon_start(&d, "20", "24", lp->sleep ? "0" : "50us");
+	int err = daemon_start(&d, "20", "24", lp->sleep ? "0" : "50us",
+			       lp->no_checks ? "0" : "10");
 
 	if (!err)
 		err = vmpool_connect(d.sock, &p);
@@ -454,9 +465,10 @@ static int measure(size_t runs, struct bench_series *s)
 	     .sleep = true},
 	    {.runs = runs, .exec = true, .round = &s[S_ROUND_SLEEP],
 	     .sleep = true},
+	    {.runs = runs, .lease = &s[S_HIT1_NO_CHECKS], .no_checks = true},
 	};
 	static const size_t tenants[] = {1, 1, CONCURRENT, CONCURRENT,
-					 1, 1, CONCURRENT, 1};
+					 1, 1, CONCURRENT, 1, 1};
 	int err = 0;
 
 	for (size_t i = 0; i < ARRAY_SIZE(b) && !err; i++)
@@ -532,6 +544,7 @@ int bench_pool(int argc, char **argv)
 	    "unix socket round trip, 16 x 10 ms",
 	    "unix socket round trip, 16 at once",
 	    "  in vmpoold: hit, 1 ms apart",
+	    "  no health checks: hit, 1 tenant",
 	};
 	struct bench_series s[S_COUNT];
 	size_t runs = DEFAULT_RUNS;
