@@ -89,7 +89,8 @@ static const struct opt_def opt_defs[] = {
      "request; workers get the same; 0: sleep at once (default: 50us)"},
     {"worker_nice", OPT_U32, NUM(worker_nice), 0, 19, "N",
      "workers (and their guests) run this much nicer than vmpoold, so "
-     "that busy guests do not delay leasing (default: 10)"},
+     "that busy guests delay leasing less; they then also yield to the "
+     "host's other processes (default: 0)"},
     {"verbose", OPT_U32, NUM(verbose), 0, 9, "N",
      "0: lifecycle lines only (default); 1: every event (-v)"},
 #if VMPOOL_FAULT_POINTS
@@ -354,7 +355,7 @@ static void set_defaults(struct sv_options *o, const char *exe)
 	o->acquire_timeout_ns = 30ull * 1000000000;
 	o->drain_grace_ns = 30ull * 1000000000;
 	o->poll_ns = 50000;
-	o->worker_nice = 10;
+	o->worker_nice = 0;
 
 	snprintf(dir, sizeof(dir), "%s", exe);
 	slash = strrchr(dir, '/');
