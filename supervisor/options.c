@@ -355,7 +355,6 @@ static void set_defaults(struct sv_options *o, const char *exe)
 	o->acquire_timeout_ns = 30ull * 1000000000;
 	o->drain_grace_ns = 30ull * 1000000000;
 	o->poll_ns = 50000;
-	o->worker_nice = 0;
 
 	snprintf(dir, sizeof(dir), "%s", exe);
 	slash = strrchr(dir, '/');

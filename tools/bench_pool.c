@@ -492,39 +492,32 @@ static int measure(size_t runs, struct bench_series *s)
 	return err;
 }
 
+/* "ratio WHAT (p50): N.Nx", num's p50 over den's, when both have some. */
+static void print_ratio(struct bench_series *num, struct bench_series *den,
+			const char *what)
+{
+	if (num->n && den->n)
+		printf("ratio %s (p50): %.1fx\n", what,
+		       bench_series_pct_us(num, 50) /
+			   bench_series_pct_us(den, 50));
+}
+
 static void report(struct bench_series *s)
 {
 	for (int i = 0; i < S_COUNT; i++)
 		print_series(&s[i]);
-	if (s[S_ROUND].n && s[S_BWRAP].n)
-		printf("ratio bwrap true (cold) / acquire+exec+release "
-		       "(p50): %.1fx\n",
-		       bench_series_pct_us(&s[S_BWRAP], 50) /
-			   bench_series_pct_us(&s[S_ROUND], 50));
-	if (s[S_HIT1].n && s[S_HIT1_SLEEP].n)
-		printf("ratio hit sleeping / hit spinning, 1 tenant (p50): "
-		       "%.1fx\n",
-		       bench_series_pct_us(&s[S_HIT1_SLEEP], 50) /
-			   bench_series_pct_us(&s[S_HIT1], 50));
-	if (s[S_HIT1_GAP].n && s[S_SOCKET].n)
-		printf("ratio hit 1 ms apart / unix socket round trip (p50): "
-		       "%.1fx\n",
-		       bench_series_pct_us(&s[S_HIT1_GAP], 50) /
-			   bench_series_pct_us(&s[S_SOCKET], 50));
-	if (s[S_HIT16_HOLD].n && s[S_SOCKET16].n)
-		printf("ratio hit 16 x 10 ms held / unix socket round trip, "
-		       "16 x 10 ms (p50): %.1fx\n",
-		       bench_series_pct_us(&s[S_HIT16_HOLD], 50) /
-			   bench_series_pct_us(&s[S_SOCKET16], 50));
-	if (s[S_HIT16].n && s[S_SOCKET16_NOW].n)
-		printf("ratio hit 16 tenants, no pause / unix socket round "
-		       "trip, 16 at once (p50): %.1fx\n",
-		       bench_series_pct_us(&s[S_HIT16], 50) /
-			   bench_series_pct_us(&s[S_SOCKET16_NOW], 50));
-	if (s[S_COLD].n && s[S_HIT1].n)
-		printf("ratio cold miss / hit (p50): %.1fx\n",
-		       bench_series_pct_us(&s[S_COLD], 50) /
-			   bench_series_pct_us(&s[S_HIT1], 50));
+	print_ratio(&s[S_BWRAP], &s[S_ROUND],
+		    "bwrap true (cold) / acquire+exec+release");
+	print_ratio(&s[S_HIT1_SLEEP], &s[S_HIT1],
+		    "hit sleeping / hit spinning, 1 tenant");
+	print_ratio(&s[S_HIT1_GAP], &s[S_SOCKET],
+		    "hit 1 ms apart / unix socket round trip");
+	print_ratio(&s[S_HIT16_HOLD], &s[S_SOCKET16],
+		    "hit 16 x 10 ms held / unix socket round trip, 16 x 10 ms");
+	print_ratio(&s[S_HIT16], &s[S_SOCKET16_NOW],
+		    "hit 16 tenants, no pause / unix socket round trip, "
+		    "16 at once");
+	print_ratio(&s[S_COLD], &s[S_HIT1], "cold miss / hit");
 }
 
 int bench_pool(int argc, char **argv)
